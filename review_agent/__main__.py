@@ -1,0 +1,4 @@
+from review_agent.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Errors that end a run, each with the exit code of DESIGN.md §6.
+
+The CLI turns any of these into one line on stderr and its exit code; nothing else in the project
+decides exit codes.
+"""
+
+from __future__ import annotations
+
+
+class ReviewAgentError(Exception):
+    exit_code = 1
+
+
+class BadInput(ReviewAgentError):
+    """The user asked for something that cannot be done as asked: fix the input and rerun."""
+
+    exit_code = 2
+
+
+class ServiceUnavailable(ReviewAgentError):
+    """A backend or remote service did not answer after retries; state is saved, rerun later."""
+
+    exit_code = 3
+
+
+class Interrupted(ReviewAgentError):
+    exit_code = 130

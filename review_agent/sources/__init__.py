@@ -1,0 +1,1 @@
+"""Where a review's files come from: a GitHub pull request or a local git repository."""

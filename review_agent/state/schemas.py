@@ -1,0 +1,68 @@
+"""Schemas of what flows through a review.
+
+Pydantic models validate data at the edges (model output, reports). What goes into a checkpoint
+is always their plain ``model_dump()`` form: dicts, lists, strings and numbers only. That keeps
+checkpoints readable by any LangGraph saver and means a checkpoint never has to revive one of
+our classes (nothing to unpickle, nothing a tampered row could make us execute).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Severity = Literal["info", "warning", "error"]
+Side = Literal["RIGHT", "LEFT"]
+SEVERITY_ORDER: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+
+
+class Comment(BaseModel):
+    """One inline finding. ``line`` is a new-side (RIGHT) line number unless ``side`` is LEFT."""
+
+    line: int = Field(description="Line number in the new version of the file (RIGHT side).")
+    side: Side = Field(default="RIGHT", description="RIGHT for added/context lines, LEFT for removed.")
+    severity: Severity = Field(default="warning")
+    body: str = Field(description="The finding, in Markdown, one or two sentences.")
+    start_line: int | None = Field(
+        default=None, description="First line of a multi-line range, if the comment spans lines."
+    )
+
+
+class ModelReview(BaseModel):
+    """What the language model must answer for one file (its structured-output schema)."""
+
+    summary: str = Field(description="Two or three sentences on what changed and its risks.")
+    comments: list[Comment] = Field(default_factory=list)
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class FileReview(BaseModel):
+    """The finished review of one file, as saved and reported."""
+
+    path: str
+    summary: str
+    comments: list[Comment] = Field(default_factory=list)
+    model_calls: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    reviewer: str = ""
+    blob_sha: str | None = None
+    reused: bool = False
+
+
+class Skipped(BaseModel):
+    path: str
+    reason: str
+
+
+class PlannedFile(BaseModel):
+    """A file the plan will review. Holds no patch: patches are read from the source on demand,
+    so the plan stays small in every checkpoint."""
+
+    path: str
+    status: str = "modified"
+    blob_sha: str | None = None
