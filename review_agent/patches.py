@@ -94,9 +94,7 @@ def split_git_diff(diff_text: str) -> dict[str, str]:
     return result
 
 
-def split_anchored(
-    comments: Iterable[Comment], patch: ParsedPatch
-) -> tuple[list[Comment], list[Comment]]:
+def split_anchored(comments: Iterable[Comment], patch: ParsedPatch) -> tuple[list[Comment], list[Comment]]:
     """Comments GitHub can anchor, and those it would refuse (to be folded into the summary)."""
     anchored: list[Comment] = []
     stray: list[Comment] = []

@@ -1,0 +1,330 @@
+"""The command line: parse, build settings, call the service, render. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from review_agent import __version__
+from review_agent.config import Settings
+from review_agent.console import make_listener, stderr_console
+from review_agent.errors import ReviewAgentError
+from review_agent.publish.report import render
+
+app = typer.Typer(
+    name="review-agent",
+    help="A fault-tolerant AI code reviewer: reviews a pull request or a local branch file by "
+    "file, saves every step, and resumes after a crash without reviewing or posting twice.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+prefs_app = typer.Typer(help="Manage a user's style preferences (cross-review memory).", no_args_is_help=True)
+db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+app.add_typer(prefs_app, name="prefs")
+app.add_typer(db_app, name="db")
+
+err = stderr_console()
+
+
+class Format(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+    sarif = "sarif"
+
+
+class _RedactSecrets(logging.Filter):
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        for s in self.secrets:
+            msg = msg.replace(s, "***")
+        record.msg, record.args = msg, None
+        return True
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except Exception as exc:  # pydantic's ValidationError: a bad environment value
+        _fail(f"invalid configuration: {exc}", 2)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RedactSecrets(settings.secrets()))
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    return settings
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"error: {message}", highlight=False, markup=False)
+    raise typer.Exit(code)
+
+
+def _run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Call the service, mapping its errors to one line and an exit code (DESIGN.md §6)."""
+    try:
+        return fn(*args, **kwargs)
+    except ReviewAgentError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted: progress is saved; rerun the same command to resume", highlight=False)
+        raise typer.Exit(130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"review-agent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    pass
+
+
+TargetArg = Annotated[
+    str,
+    typer.Argument(
+        help="A pull request URL (https://HOST/OWNER/REPO/pull/N) or a path to a local git repository."
+    ),
+]
+BaseOpt = Annotated[
+    str | None, typer.Option("--base", help="Local target: base ref (default: upstream, else main).")
+]
+HeadOpt = Annotated[str | None, typer.Option("--head", help="Local target: head ref (default: HEAD).")]
+
+
+@app.command()
+def review(
+    target: TargetArg,
+    base: BaseOpt = None,
+    head: HeadOpt = None,
+    user: Annotated[
+        str | None, typer.Option(help="Whose preferences apply (default: PR author or git user).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model name (default: $REVIEW_AGENT_MODEL or gpt-4o-mini).")
+    ] = None,
+    post: Annotated[
+        bool, typer.Option("--post/--no-post", help="Publish the review on the pull request.")
+    ] = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report to FILE instead of stdout.")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Discard saved progress for this change and start over.")
+    ] = False,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-j", min=1, max=64, help="Files reviewed at a time.")
+    ] = 4,
+) -> None:
+    """Review a pull request or a local branch; rerun the same command to resume after a crash."""
+    from review_agent.service import ReviewOptions, run_review
+
+    settings = _settings()
+    listener = make_listener(err)
+    options = ReviewOptions(
+        target=target,
+        base=base,
+        head=head,
+        user=user,
+        model=model,
+        fresh=fresh,
+        concurrency=concurrency,
+        post=post,
+    )
+    try:
+        report = _run(run_review, options, settings, listener)
+    finally:
+        listener.close()
+    text = render(report, fmt.value)
+    if output:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            _fail(f"cannot write {output}: {exc.strerror or exc}", 2)
+        err.print(f"report written to {output}", highlight=False)
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+def status(
+    target: TargetArg,
+    base: BaseOpt = None,
+    head: HeadOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Progress of the latest review of TARGET: files done out of total, the file in flight."""
+    from review_agent.service import review_status
+
+    info = _run(review_status, target, _settings(), base, head)
+    if as_json:
+        typer.echo(json.dumps(info.__dict__, indent=2))
+        return
+    if not info.started:
+        typer.echo(f"{info.target} @ {info.head_sha[:12]}: not reviewed yet")
+        return
+    state = "finished" if info.finished else "in progress"
+    typer.echo(
+        f"{info.target} @ {info.head_sha[:12]}: {state}, {info.done}/{info.total} files done"
+        + (f", {info.skipped} skipped" if info.skipped else "")
+    )
+    if info.current:
+        typer.echo("current: " + ", ".join(info.current))
+    typer.echo(f"thread: {info.thread_id}")
+    if info.updated_at:
+        typer.echo(f"last checkpoint: {info.updated_at}")
+
+
+@app.command()
+def history(
+    target: TargetArg,
+    base: BaseOpt = None,
+    head: HeadOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Checkpoint history of TARGET's review: step, time, what happened — the audit trail."""
+    from review_agent.service import review_history
+
+    thread_id, entries = _run(review_history, target, _settings(), base, head)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "thread_id": thread_id,
+                    "entries": [
+                        {
+                            "step": e.step,
+                            "ts": e.ts,
+                            "event": e.event,
+                            "checkpoint_id": e.checkpoint_id,
+                            "files": [f.model_dump(mode="json") for f in e.files],
+                        }
+                        for e in entries
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    if not entries:
+        typer.echo(f"no checkpoints for {thread_id}")
+        return
+    typer.echo(f"thread {thread_id}")
+    for e in entries:
+        typer.echo(f"step {e.step:>4}  {e.ts}  {e.event}")
+        for f in e.files:
+            first = f.summary.splitlines()[0] if f.summary else ""
+            typer.echo(f"            {f.path}: {len(f.comments)} comment(s); {first}")
+
+
+UserOpt = Annotated[str, typer.Option("--user", help="The user whose preferences these are.")]
+
+
+def _prefs():  # type: ignore[no-untyped-def]
+    from review_agent.storage.factory import open_storage
+    from review_agent.storage.preferences import Preferences
+
+    settings = _settings()
+
+    class _Ctx:
+        def __enter__(self):  # type: ignore[no-untyped-def]
+            self.cm = open_storage(settings)
+            storage = _run(self.cm.__enter__)
+            return Preferences(storage.store)
+
+        def __exit__(self, *exc):  # type: ignore[no-untyped-def]
+            return self.cm.__exit__(*exc)
+
+    return _Ctx()
+
+
+def _parse_value(value: str) -> object:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+@prefs_app.command("set")
+def prefs_set(
+    key: str,
+    value: Annotated[str, typer.Argument(help="A string, or JSON (a list, a number, true).")],
+    user: UserOpt,
+) -> None:
+    """Set one preference, e.g. `prefs set style "prefer early returns" --user alice`."""
+    with _prefs() as p:
+        p.set(user, key, _parse_value(value))
+    typer.echo(f"{user}: {key} set")
+
+
+@prefs_app.command("get")
+def prefs_get(key: str, user: UserOpt) -> None:
+    """Print one preference."""
+    with _prefs() as p:
+        value = p.get(user, key)
+    if value is None:
+        _fail(f"{user} has no preference {key!r}", 2)
+    typer.echo(value if isinstance(value, str) else json.dumps(value))
+
+
+@prefs_app.command("list")
+def prefs_list(user: UserOpt) -> None:
+    """List a user's preferences."""
+    with _prefs() as p:
+        values = p.all(user)
+    if not values:
+        typer.echo(f"{user} has no preferences")
+    for k, v in values.items():
+        typer.echo(f"{k} = {v if isinstance(v, str) else json.dumps(v)}")
+
+
+@prefs_app.command("forget")
+def prefs_forget(
+    user: UserOpt,
+    key: Annotated[str | None, typer.Argument(help="One key; all of the user's if omitted.")] = None,
+) -> None:
+    """Delete one preference, or all of a user's."""
+    with _prefs() as p:
+        n = p.forget(user, key)
+    typer.echo(f"{user}: {n} preference(s) deleted")
+
+
+@db_app.command("init")
+def db_init() -> None:
+    """Create tables, extensions and indexes (idempotent)."""
+    from review_agent.storage.factory import open_storage
+
+    settings = _settings()
+
+    def _init() -> str:
+        with open_storage(settings, setup=True) as storage:
+            return storage.backend
+
+    backend = _run(_init)
+    typer.echo(f"database ready: {backend}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

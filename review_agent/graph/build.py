@@ -1,0 +1,205 @@
+"""The review workflow.
+
+    START → start → load_preferences → plan ─┬─(Send × concurrency)→ review_file → collect ─┐
+                                              │                                             │
+                                              └──────────────→ summarise → END ←─(done)─────┘
+
+``plan`` and ``collect`` choose the next batch; the fan-out leaves from one node per superstep
+(DESIGN.md §9: attached to the parallel node, every branch would fan out again). Each
+``review_file`` branch writes its result to the store before its superstep is checkpointed, and
+skips the model when that result is already there, so a re-executed step never pays twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+from langgraph.store.base import BaseStore
+from langgraph.types import RetryPolicy, Send
+
+from review_agent.errors import BadInput, ServiceUnavailable
+from review_agent.graph.planning import plan_files
+from review_agent.patches import fold_into_summary, parse_patch, split_anchored
+from review_agent.reviewers.base import Reviewer, ReviewRequest
+from review_agent.sources.base import ResolvedTarget, Source
+from review_agent.state.graph_state import FileTask, ReviewState
+from review_agent.state.identity import stable_digest
+from review_agent.state.schemas import FileReview
+from review_agent.storage.results import ReviewResults
+
+PreferenceLoader = Callable[[BaseStore, str | None, ResolvedTarget], dict[str, Any]]
+
+
+def _no_preferences(store: BaseStore, user: str | None, target: ResolvedTarget) -> dict[str, Any]:
+    return {}
+
+
+@dataclass
+class GraphPorts:
+    source: Source
+    reviewer: Reviewer
+    target: ResolvedTarget
+    thread_id: str
+    user: str | None = None
+    concurrency: int = 1
+    load_preferences: PreferenceLoader = _no_preferences
+    plan_options: dict[str, Any] = field(default_factory=dict)
+
+
+def reuse_key(path: str, blob_sha: str | None, patch: str, reviewer: Reviewer, prefs: dict) -> str:
+    """Same file content, same diff, same reviewer and prompt, same preferences: same review."""
+    return stable_digest(
+        path,
+        blob_sha or "",
+        hashlib.sha256(patch.encode("utf-8", "replace")).hexdigest(),
+        reviewer.name,
+        str(getattr(reviewer, "prompt_version", "")),
+        json.dumps(prefs, sort_keys=True, default=str),
+        length=48,
+    )
+
+
+def _target_summary(t: ResolvedTarget) -> dict[str, Any]:
+    return {
+        "kind": t.kind,
+        "display": t.display,
+        "head_sha": t.head_sha,
+        "base_sha": t.base_sha,
+        "title": t.title,
+        "author": t.author,
+        "repo_slug": t.repo_slug,
+        "number": t.number,
+        "notes": list(t.notes),
+    }
+
+
+def build_graph(
+    ports: GraphPorts, checkpointer: BaseCheckpointSaver | None, store: BaseStore
+):  # -> CompiledStateGraph
+    results = ReviewResults(store)
+    width = max(1, ports.concurrency)
+
+    def start(state: ReviewState) -> dict[str, Any]:
+        return {
+            "thread_id": ports.thread_id,
+            "target": _target_summary(ports.target),
+            "user": ports.user,
+            "model_calls": 0,
+        }
+
+    def load_preferences(state: ReviewState) -> dict[str, Any]:
+        return {"preferences": ports.load_preferences(store, ports.user, ports.target)}
+
+    def plan(state: ReviewState) -> dict[str, Any]:
+        prefs = state.get("preferences") or {}
+        options = dict(ports.plan_options)
+        for key in ("exclude", "include", "max_files"):
+            if key in prefs and key not in options:
+                options[key] = prefs[key]
+        planned, skipped = plan_files(ports.source.list_files(), **options)
+        paths = [p.path for p in planned]
+        return {
+            "plan": [p.model_dump(mode="json") for p in planned],
+            "skipped": [s.model_dump(mode="json") for s in skipped],
+            "files_total": len(planned),
+            "cursor": 0,
+            "batch": paths[:width],
+            "last_done": [],
+            "finished": False,
+        }
+
+    def route(state: ReviewState) -> list[Send] | str:
+        batch = state.get("batch") or []
+        if not batch:
+            return "summarise"
+        plan_ = state["plan"]
+        cursor = state.get("cursor", 0)
+        prefs = state.get("preferences") or {}
+        return [
+            Send(
+                "review_file",
+                FileTask(
+                    thread_id=ports.thread_id,
+                    index=cursor + i,
+                    file=plan_[cursor + i],
+                    preferences=prefs,
+                ),
+            )
+            for i in range(len(batch))
+        ]
+
+    def review_file(task: FileTask) -> dict[str, Any]:
+        path = task["file"]["path"]
+        writer = get_stream_writer()
+        done = results.get(ports.thread_id, path)
+        if done is not None:  # finished before a crash: never ask the model again
+            writer({"file_done": path, "comments": len(done.comments), "reused": True})
+            return {"model_calls": 0}
+        changed = ports.source.get_file(path)
+        if changed is None or changed.patch is None:
+            raise BadInput(f"{path} is no longer part of the change; rerun with --fresh")
+        key = reuse_key(path, changed.blob_sha, changed.patch, ports.reviewer, task["preferences"])
+        cached = results.get_cached(key)
+        if cached is not None:
+            review = cached.model_copy(update={"reused": True, "model_calls": 0})
+            results.put(ports.thread_id, review)
+            writer({"file_done": path, "comments": len(review.comments), "reused": True})
+            return {"model_calls": 0}
+        parsed = parse_patch(path, changed.patch)
+        content = ports.source.get_content(path)
+        outcome = ports.reviewer.review(
+            ReviewRequest(path=path, patch=parsed, content=content, preferences=task["preferences"])
+        )
+        anchored, stray = split_anchored(outcome.comments, parsed)
+        review = FileReview(
+            path=path,
+            summary=fold_into_summary(outcome.summary, stray),
+            comments=anchored,
+            model_calls=outcome.model_calls,
+            usage=outcome.usage,
+            reviewer=ports.reviewer.name,
+            blob_sha=changed.blob_sha,
+        )
+        results.put(ports.thread_id, review)
+        results.put_cached(key, review)
+        writer({"file_done": path, "comments": len(review.comments), "reused": False})
+        return {"model_calls": outcome.model_calls}
+
+    def collect(state: ReviewState) -> dict[str, Any]:
+        batch = state.get("batch") or []
+        cursor = state.get("cursor", 0) + len(batch)
+        paths = [p["path"] for p in state["plan"][cursor : cursor + width]]
+        return {"cursor": cursor, "last_done": batch, "batch": paths}
+
+    def summarise(state: ReviewState) -> dict[str, Any]:
+        return {"finished": True, "batch": [], "last_done": []}
+
+    # Transient failures inside a file's review (the model server, a flaky source) are retried
+    # by the clients themselves; a ServiceUnavailable that still escapes ends the run with state
+    # saved, and the rerun resumes at this file.
+    no_retry = RetryPolicy(max_attempts=1, retry_on=lambda exc: False)
+    g = StateGraph(ReviewState)
+    g.add_node("start", start)
+    g.add_node("load_preferences", load_preferences)
+    g.add_node("plan", plan)
+    g.add_node("review_file", review_file, input_schema=FileTask, retry_policy=no_retry)
+    g.add_node("collect", collect)
+    g.add_node("summarise", summarise)
+    g.add_edge(START, "start")
+    g.add_edge("start", "load_preferences")
+    g.add_edge("load_preferences", "plan")
+    g.add_conditional_edges("plan", route, ["review_file", "summarise"])
+    g.add_edge("review_file", "collect")
+    g.add_conditional_edges("collect", route, ["review_file", "summarise"])
+    g.add_edge("summarise", END)
+    return g.compile(checkpointer=checkpointer, store=store)
+
+
+__all__ = ["GraphPorts", "ServiceUnavailable", "build_graph", "reuse_key"]

@@ -1,0 +1,1 @@
+"""Where results go: reports in several formats, and (later) the GitHub review."""

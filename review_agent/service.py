@@ -1,0 +1,367 @@
+"""One review run, and the read-only views of a run (status, history).
+
+Everything a terminal is not needed for lives here, so tests call it directly. Order matters for
+the promise "a bad input never leaves a half-written checkpoint": the target is resolved and its
+files listed *before* storage is opened and the graph runs.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from langgraph.store.base import BaseStore
+
+from review_agent.config import Settings
+from review_agent.errors import BadInput
+from review_agent.graph import GraphPorts, build_graph
+from review_agent.publish.report import ReviewReport
+from review_agent.reviewers.base import Reviewer, ReviewRequest, ReviewResult
+from review_agent.sources.base import ResolvedTarget, Source
+from review_agent.sources.local import LocalGitSource
+from review_agent.state.identity import github_thread_id, local_thread_id
+from review_agent.state.schemas import FileReview, Skipped
+from review_agent.storage.factory import Storage, open_storage
+from review_agent.storage.preferences import Preferences
+from review_agent.storage.results import ReviewResults
+
+DEFAULT_CONCURRENCY = 4
+
+
+@dataclass
+class ReviewOptions:
+    target: str
+    base: str | None = None
+    head: str | None = None
+    user: str | None = None
+    model: str | None = None
+    fresh: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    post: bool = False
+
+
+class ProgressListener(Protocol):
+    def begin(self, *, total: int, done: int, resumed: bool, offline: bool, reviewer: str) -> None: ...
+
+    def file_done(self, path: str, *, reused: bool, comments: int) -> None: ...
+
+    def info(self, message: str) -> None: ...
+
+
+class SilentListener:
+    def begin(self, *, total: int, done: int, resumed: bool, offline: bool, reviewer: str) -> None:
+        pass
+
+    def file_done(self, path: str, *, reused: bool, comments: int) -> None:
+        pass
+
+    def info(self, message: str) -> None:
+        pass
+
+
+_URL_LIKE = re.compile(r"^(https?://)?[\w.-]+(:\d+)?/[^/\s]+/[^/\s]+/pulls?/\d+", re.I)
+
+
+def is_pr_url(target: str) -> bool:
+    if "://" in target:
+        return True
+    return bool(_URL_LIKE.match(target)) and not Path(target).exists()
+
+
+def build_source(target: str, settings: Settings, base: str | None, head: str | None) -> Source:
+    if is_pr_url(target):
+        from review_agent.sources.github import GitHubSource
+
+        token = settings.github_token.get_secret_value() if settings.github_token else None
+        return GitHubSource(
+            target, token=token, api_url=settings.github_api_url, retries=settings.github_retries
+        )
+    return LocalGitSource(target, base=base, head=head)
+
+
+def thread_id_for(t: ResolvedTarget) -> str:
+    if t.kind == "github":
+        owner, repo = (t.repo_slug or "/").split("/", 1)
+        return github_thread_id(t.host or "github.com", owner, repo, t.number or 0, t.head_sha)
+    return local_thread_id(t.path or t.display, t.base_sha, t.head_sha)
+
+
+def build_reviewer(settings: Settings, model: str | None = None) -> Reviewer:
+    if settings.model_configured:
+        from review_agent.reviewers.model import ModelReviewer
+
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        return ModelReviewer(
+            model or settings.model,
+            api_key=key,
+            base_url=settings.openai_base_url,
+            timeout=settings.model_timeout,
+            max_retries=settings.model_max_retries,
+        )
+    from review_agent.reviewers.builtin import BuiltinReviewer
+
+    return BuiltinReviewer()
+
+
+class CountingReviewer:
+    """Counts the model calls of this process, whatever the checkpoints say of earlier ones."""
+
+    def __init__(self, inner: Reviewer) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.prompt_version = getattr(inner, "prompt_version", getattr(inner, "PROMPT_VERSION", ""))
+        self.calls = 0
+
+    def review(self, request: ReviewRequest) -> ReviewResult:
+        result = self.inner.review(request)
+        self.calls += result.model_calls
+        return result
+
+
+def default_user(target: ResolvedTarget) -> str | None:
+    if target.author:
+        return target.author
+    if target.path:
+        proc = subprocess.run(
+            ["git", "-C", target.path, "config", "user.email"], capture_output=True, text=True
+        )
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
+    return None
+
+
+def load_user_preferences(store: BaseStore, user: str | None, target: ResolvedTarget) -> dict[str, Any]:
+    return Preferences(store).all(user) if user else {}
+
+
+def _config(thread_id: str, files: int) -> dict[str, Any]:
+    # two supersteps a file at worst (review, collect), plus the fixed steps around them
+    return {"configurable": {"thread_id": thread_id}, "recursion_limit": 2 * files + 20}
+
+
+def run_review(
+    options: ReviewOptions, settings: Settings, listener: ProgressListener | None = None
+) -> ReviewReport:
+    listener = listener or SilentListener()
+    if options.concurrency < 1:
+        raise BadInput("--concurrency must be at least 1")
+    source = build_source(options.target, settings, options.base, options.head)
+    resolved = source.resolve()
+    files = source.list_files()
+    thread_id = thread_id_for(resolved)
+    user = options.user or default_user(resolved)
+    reviewer = CountingReviewer(build_reviewer(settings, options.model))
+    with open_storage(settings) as storage:
+        results = ReviewResults(storage.store)
+        if options.fresh:
+            storage.checkpointer.delete_thread(thread_id)
+            results.delete_thread(thread_id)
+        ports = GraphPorts(
+            source=source,
+            reviewer=reviewer,
+            target=resolved,
+            thread_id=thread_id,
+            user=user,
+            concurrency=options.concurrency,
+            load_preferences=load_user_preferences,
+        )
+        graph = build_graph(ports, storage.checkpointer, storage.store)
+        config = _config(thread_id, len(files))
+        snapshot = graph.get_state(config)
+        values = snapshot.values or {}
+        resumed = bool(values)
+        done_before = results.count(thread_id) if resumed else 0
+        offline = not settings.model_configured
+        if values.get("finished"):
+            total = values.get("files_total", 0)
+            listener.info(f"Already reviewed: {total}/{total} files done (use --fresh to start over)")
+        else:
+            if resumed:
+                total = values.get("files_total", len(files))
+                listener.info(f"Resuming: {done_before}/{total} files done")
+            listener.begin(
+                total=values.get("files_total", 0) if resumed else 0,
+                done=done_before,
+                resumed=resumed,
+                offline=offline,
+                reviewer=reviewer.name,
+            )
+            graph_input = None if snapshot.next else {"thread_id": thread_id}
+            try:
+                _drive(graph, graph_input, config, listener)
+            except BaseException:
+                if not resumed and results.count(thread_id) == 0:
+                    # nothing was reviewed: leave no checkpoint that would make the next run
+                    # believe it had started
+                    storage.checkpointer.delete_thread(thread_id)
+                raise
+            values = graph.get_state(config).values
+        return _report(values, results.list(thread_id), storage, reviewer, resumed, done_before, offline)
+
+
+def _drive(graph, graph_input, config, listener: ProgressListener) -> None:
+    for mode, chunk in graph.stream(
+        graph_input, config, stream_mode=["updates", "custom"], durability="sync"
+    ):
+        if mode == "updates" and isinstance(chunk, dict) and "plan" in chunk:
+            update = chunk["plan"] or {}
+            listener.begin(
+                total=update.get("files_total", 0), done=0, resumed=False, offline=False, reviewer=""
+            )
+        elif mode == "custom" and isinstance(chunk, dict) and "file_done" in chunk:
+            listener.file_done(chunk["file_done"], reused=chunk["reused"], comments=chunk["comments"])
+
+
+def _report(
+    values: dict[str, Any],
+    reviews: dict[str, FileReview],
+    storage: Storage,
+    reviewer: CountingReviewer,
+    resumed: bool,
+    done_before: int,
+    offline: bool,
+) -> ReviewReport:
+    target = values.get("target") or {}
+    plan_paths = [p["path"] for p in values.get("plan", [])]
+    files = [reviews[p] for p in plan_paths if p in reviews]
+    notes = list(target.get("notes") or [])
+    return ReviewReport(
+        target=target.get("display", ""),
+        thread_id=values.get("thread_id", ""),
+        head_sha=target.get("head_sha", ""),
+        base_sha=target.get("base_sha", ""),
+        title=target.get("title", ""),
+        resumed=resumed,
+        resumed_from=done_before,
+        files_total=values.get("files_total", len(plan_paths)),
+        files=files,
+        skipped=[Skipped.model_validate(s) for s in values.get("skipped", [])],
+        model_calls=reviewer.calls,
+        model_calls_total=values.get("model_calls", 0),
+        reviewer=reviewer.name,
+        offline=offline,
+        backend=storage.backend,
+        user=values.get("user"),
+        preferences=values.get("preferences") or {},
+        notes=notes,
+    )
+
+
+# -- read-only views ---------------------------------------------------------------------------
+
+
+@dataclass
+class StatusInfo:
+    target: str
+    thread_id: str
+    head_sha: str
+    started: bool
+    finished: bool = False
+    done: int = 0
+    total: int = 0
+    current: list[str] = field(default_factory=list)
+    skipped: int = 0
+    updated_at: str | None = None
+
+
+@dataclass
+class HistoryEntry:
+    step: int
+    ts: str
+    source: str
+    checkpoint_id: str
+    event: str
+    files: list[FileReview] = field(default_factory=list)
+
+
+@contextmanager
+def _thread_view(
+    target: str, settings: Settings, base: str | None, head: str | None
+) -> Iterator[tuple[ResolvedTarget, str, Storage]]:
+    source = build_source(target, settings, base, head)
+    resolved = source.resolve()
+    with open_storage(settings) as storage:
+        yield resolved, thread_id_for(resolved), storage
+
+
+def review_status(
+    target: str, settings: Settings, base: str | None = None, head: str | None = None
+) -> StatusInfo:
+    with _thread_view(target, settings, base, head) as (resolved, thread_id, storage):
+        cfg = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        tup = storage.checkpointer.get_tuple(cfg)
+        info = StatusInfo(resolved.display, thread_id, resolved.head_sha, started=tup is not None)
+        if tup is None:
+            return info
+        values = tup.checkpoint.get("channel_values", {})
+        info.finished = bool(values.get("finished"))
+        info.total = int(values.get("files_total", 0))
+        info.done = ReviewResults(storage.store).count(thread_id)
+        info.current = [] if info.finished else list(values.get("batch") or [])
+        info.skipped = len(values.get("skipped") or [])
+        info.updated_at = tup.checkpoint.get("ts")
+        return info
+
+
+def _event(values: dict[str, Any], prev: dict[str, Any] | None) -> str:
+    """What happened at this checkpoint, judged against the one before it."""
+    if values.get("finished"):
+        return "finished"
+    cursor = values.get("cursor")
+    prev_cursor = (prev or {}).get("cursor")
+    if cursor is not None and prev_cursor is not None and cursor > prev_cursor:
+        return "reviewed " + ", ".join(values.get("last_done") or [])
+    if cursor == 0 and prev_cursor is None and "plan" in values:
+        skipped = len(values.get("skipped") or [])
+        return f"planned {values.get('files_total', 0)} files, {skipped} skipped"
+    if values.get("batch") and cursor == prev_cursor:
+        return "reviewing " + ", ".join(values["batch"])
+    if "preferences" in values and "preferences" not in (prev or {}):
+        return f"loaded {len(values['preferences'] or {})} preference(s)"
+    if "target" in values and "target" not in (prev or {}):
+        return "resolved " + str(values["target"].get("head_sha", ""))[:12]
+    return "started"
+
+
+def review_history(
+    target: str, settings: Settings, base: str | None = None, head: str | None = None
+) -> tuple[str, list[HistoryEntry]]:
+    with _thread_view(target, settings, base, head) as (_resolved, thread_id, storage):
+        reviews = ReviewResults(storage.store).list(thread_id)
+        cfg = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        tuples = sorted(
+            storage.checkpointer.list(cfg),
+            key=lambda t: (int((t.metadata or {}).get("step", -1)), t.checkpoint["id"]),
+        )
+        entries: list[HistoryEntry] = []
+        prev: dict[str, Any] | None = None
+        for tup in tuples:
+            values = tup.checkpoint.get("channel_values", {})
+            meta = tup.metadata or {}
+            event = _event(values, prev)
+            done = values.get("last_done") or [] if event.startswith("reviewed") else []
+            entries.append(
+                HistoryEntry(
+                    step=int(meta.get("step", -1)),
+                    ts=_short_ts(tup.checkpoint.get("ts", "")),
+                    source=str(meta.get("source", "")),
+                    checkpoint_id=tup.checkpoint["id"],
+                    event=event,
+                    files=[reviews[p] for p in done if p in reviews],
+                )
+            )
+            prev = values
+        return thread_id, entries
+
+
+def _short_ts(ts: str) -> str:
+    try:
+        return datetime.fromisoformat(ts).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return ts

@@ -1,0 +1,157 @@
+"""A local git repository as a review source: the diff of ``--head`` against its merge base with
+``--base``, as a pull request would show it. Uses the ``git`` command, which every user of this
+mode already has; a Python git library would add a dependency for no gain here."""
+
+from __future__ import annotations
+
+import subprocess
+from functools import cached_property
+from pathlib import Path
+
+from unidiff import PatchSet
+from unidiff.errors import UnidiffParseError
+
+from review_agent.errors import BadInput
+from review_agent.sources.base import ChangedFile, ResolvedTarget
+
+MAX_CONTENT_BYTES = 2_000_000
+
+
+class LocalGitSource:
+    def __init__(self, path: str | Path, base: str | None = None, head: str | None = None) -> None:
+        self.requested_path = Path(path)
+        self.base = base
+        self.head = head or "HEAD"
+
+    # -- git plumbing --------------------------------------------------------------------------
+    def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        try:
+            proc = subprocess.run(["git", "-C", str(self.root), *args], capture_output=True, timeout=120)
+        except FileNotFoundError as exc:
+            raise BadInput("git is not installed: install git to review a local repository") from exc
+        if check and proc.returncode != 0:
+            msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise BadInput(f"git {' '.join(args[:2])} failed: {msg[-1] if msg else proc.returncode}")
+        return proc
+
+    @cached_property
+    def root(self) -> Path:
+        p = self.requested_path.expanduser()
+        if not p.exists():
+            raise BadInput(f"{p}: no such directory (TARGET is a PR URL or a local git repository)")
+        if not p.is_dir():
+            raise BadInput(f"{p}: not a directory (TARGET is a PR URL or a local git repository)")
+        proc = subprocess.run(
+            ["git", "-C", str(p), "rev-parse", "--show-toplevel"], capture_output=True, timeout=60
+        )
+        if proc.returncode != 0:
+            raise BadInput(f"{p}: not a git repository (run `git init`, or pass a PR URL)")
+        return Path(proc.stdout.decode().strip()).resolve()
+
+    def _rev(self, ref: str, what: str) -> str:
+        proc = self._git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        if proc.returncode != 0:
+            raise BadInput(f"{what} {ref!r} is not a commit in {self.root}")
+        return proc.stdout.decode().strip()
+
+    def _default_base(self) -> str:
+        upstream = self._git("rev-parse", "--abbrev-ref", "@{upstream}", check=False)
+        if upstream.returncode == 0 and upstream.stdout.strip():
+            return upstream.stdout.decode().strip()
+        for candidate in ("main", "master"):
+            if self._git("rev-parse", "--verify", "--quiet", candidate, check=False).returncode == 0:
+                return candidate
+        raise BadInput(f"{self.root}: no upstream, no main or master branch: pass --base REF")
+
+    @cached_property
+    def _shas(self) -> tuple[str, str, str]:
+        base_ref = self.base or self._default_base()
+        head_sha = self._rev(self.head, "--head")
+        base_sha = self._rev(base_ref, "--base")
+        return base_ref, base_sha, head_sha
+
+    # -- the Source port -----------------------------------------------------------------------
+    def resolve(self) -> ResolvedTarget:
+        base_ref, _, head_sha = self._shas
+        title = self._git("log", "-1", "--format=%s", head_sha).stdout.decode("utf-8", "replace")
+        return ResolvedTarget(
+            kind="local",
+            display=str(self.root),
+            head_sha=head_sha,
+            base_sha=self._merge_base,
+            title=title.strip(),
+            path=str(self.root),
+            base_ref=base_ref,
+            head_ref=self.head,
+        )
+
+    @cached_property
+    def _merge_base(self) -> str:
+        _, base_sha, head_sha = self._shas
+        mb = self._git("merge-base", base_sha, head_sha, check=False)
+        return mb.stdout.decode().strip() if mb.returncode == 0 and mb.stdout.strip() else base_sha
+
+    @cached_property
+    def _files(self) -> dict[str, ChangedFile]:
+        _, _, head_sha = self._shas
+        raw = self._git(
+            "diff", "--no-color", "--no-ext-diff", "--find-renames", "-U3", self._merge_base, head_sha
+        ).stdout.decode("utf-8", "replace")
+        blobs = self._blob_shas(head_sha)
+        files: dict[str, ChangedFile] = {}
+        try:
+            patch_set = PatchSet(raw)
+        except UnidiffParseError as exc:
+            raise BadInput(f"could not parse the diff of {self.root}: {exc}") from exc
+        for pf in patch_set:
+            if pf.is_removed_file:
+                status, path = "removed", pf.source_file.removeprefix("a/")
+            else:
+                path = pf.target_file.removeprefix("b/")
+                if pf.is_added_file:
+                    status = "added"
+                elif pf.is_rename:
+                    status = "renamed"
+                else:
+                    status = "modified"
+            hunks = "".join(str(h) for h in pf)
+            binary = bool(pf.is_binary_file)
+            files[path] = ChangedFile(
+                path=path,
+                status=status,
+                patch=None if binary or not hunks else hunks,
+                blob_sha=blobs.get(path),
+                additions=pf.added,
+                deletions=pf.removed,
+                is_binary=binary,
+                previous_path=pf.source_file.removeprefix("a/") if pf.is_rename else None,
+            )
+        return dict(sorted(files.items()))
+
+    def _blob_shas(self, head_sha: str) -> dict[str, str]:
+        out = self._git("ls-tree", "-r", "-z", "--full-tree", head_sha).stdout
+        shas: dict[str, str] = {}
+        for entry in out.split(b"\0"):
+            if not entry:
+                continue
+            meta, _, name = entry.partition(b"\t")
+            parts = meta.split()
+            if len(parts) >= 3:
+                shas[name.decode("utf-8", "replace")] = parts[2].decode()
+        return shas
+
+    def list_files(self) -> list[ChangedFile]:
+        return list(self._files.values())
+
+    def get_file(self, path: str) -> ChangedFile | None:
+        return self._files.get(path)
+
+    def get_content(self, path: str) -> str | None:
+        _, _, head_sha = self._shas
+        proc = self._git("cat-file", "-s", f"{head_sha}:{path}", check=False)
+        if proc.returncode != 0 or int(proc.stdout or 0) > MAX_CONTENT_BYTES:
+            return None
+        data = self._git("show", f"{head_sha}:{path}", check=False).stdout
+        if b"\0" in data[:8192]:
+            return None
+        return data.decode("utf-8", "replace")

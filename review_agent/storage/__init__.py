@@ -1,0 +1,1 @@
+"""Checkpointers and stores: SQLite (embedded default), Postgres, the Redis hot tier."""
