@@ -503,7 +503,8 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    done.wait()
+    while not done.wait(0.5):
+        pass
     fake.stop()
 
 
