@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -14,7 +16,7 @@ import typer
 from review_agent import __version__
 from review_agent.config import Settings
 from review_agent.console import make_listener, stderr_console
-from review_agent.errors import ReviewAgentError
+from review_agent.errors import Interrupted, ReviewAgentError
 from review_agent.publish.report import render
 
 app = typer.Typer(
@@ -74,11 +76,30 @@ def _run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
     """Call the service, mapping its errors to one line and an exit code (DESIGN.md §6)."""
     try:
         return fn(*args, **kwargs)
+    except Interrupted as exc:
+        err.print(f"interrupted: {exc}", highlight=False, markup=False)
+        raise typer.Exit(exc.exit_code) from None
     except ReviewAgentError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted: progress is saved; rerun the same command to resume", highlight=False)
         raise typer.Exit(130) from None
+
+
+def _graceful_stop() -> threading.Event:
+    """First SIGINT/SIGTERM: start no new file, let those in flight finish and be saved.
+    A second one stops at once (progress up to the last saved file is kept either way)."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        err.print("stopping after the files in flight are saved (press Ctrl-C again to stop now)")
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
 
 
 def _version(value: bool) -> None:
@@ -132,6 +153,9 @@ def review(
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-j", min=1, max=64, help="Files reviewed at a time.")
     ] = 4,
+    wait: Annotated[
+        float, typer.Option("--wait", min=0, help="Seconds to wait for another run of this review.")
+    ] = 0.0,
 ) -> None:
     """Review a pull request or a local branch; rerun the same command to resume after a crash."""
     from review_agent.service import ReviewOptions, run_review
@@ -147,6 +171,8 @@ def review(
         fresh=fresh,
         concurrency=concurrency,
         post=post,
+        wait=wait,
+        stop=_graceful_stop(),
     )
     try:
         report = _run(run_review, options, settings, listener)

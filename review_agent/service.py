@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 from langgraph.store.base import BaseStore
 
 from review_agent.config import Settings
-from review_agent.errors import BadInput
+from review_agent.errors import BadInput, Interrupted
 from review_agent.graph import GraphPorts, build_graph
 from review_agent.publish.report import ReviewReport
 from review_agent.reviewers.base import Reviewer, ReviewRequest, ReviewResult
@@ -28,6 +29,7 @@ from review_agent.sources.local import LocalGitSource
 from review_agent.state.identity import github_thread_id, local_thread_id
 from review_agent.state.schemas import FileReview, Skipped
 from review_agent.storage.factory import Storage, open_storage
+from review_agent.storage.lease import thread_lease
 from review_agent.storage.preferences import Preferences
 from review_agent.storage.results import ReviewResults
 
@@ -44,6 +46,8 @@ class ReviewOptions:
     fresh: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     post: bool = False
+    wait: float = 0.0  # seconds to wait for another process that holds this review
+    stop: threading.Event | None = None  # set on SIGINT/SIGTERM: finish the files in flight, stop
 
 
 class ProgressListener(Protocol):
@@ -157,7 +161,7 @@ def run_review(
     thread_id = thread_id_for(resolved)
     user = options.user or default_user(resolved)
     reviewer = CountingReviewer(build_reviewer(settings, options.model))
-    with open_storage(settings) as storage:
+    with thread_lease(settings, thread_id, options.wait), open_storage(settings) as storage:
         results = ReviewResults(storage.store)
         if options.fresh:
             storage.checkpointer.delete_thread(thread_id)
@@ -170,6 +174,7 @@ def run_review(
             user=user,
             concurrency=options.concurrency,
             load_preferences=load_user_preferences,
+            stop=options.stop,
         )
         graph = build_graph(ports, storage.checkpointer, storage.store)
         config = _config(thread_id, len(files))
@@ -195,6 +200,12 @@ def run_review(
             graph_input = None if snapshot.next else {"thread_id": thread_id}
             try:
                 _drive(graph, graph_input, config, listener)
+            except Interrupted:
+                done = results.count(thread_id)
+                total = graph.get_state(config).values.get("files_total", len(files))
+                raise Interrupted(
+                    f"stopped: {done}/{total} files saved; rerun the same command to resume"
+                ) from None
             except BaseException:
                 if not resumed and results.count(thread_id) == 0:
                     # nothing was reviewed: leave no checkpoint that would make the next run

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.store.base import BaseStore
 from langgraph.types import RetryPolicy, Send
 
-from review_agent.errors import BadInput, ServiceUnavailable
+from review_agent.errors import BadInput, Interrupted
 from review_agent.graph.planning import plan_files
 from review_agent.patches import fold_into_summary, parse_patch, split_anchored
 from review_agent.reviewers.base import Reviewer, ReviewRequest
@@ -51,6 +52,7 @@ class GraphPorts:
     concurrency: int = 1
     load_preferences: PreferenceLoader = _no_preferences
     plan_options: dict[str, Any] = field(default_factory=dict)
+    stop: threading.Event | None = None  # set by SIGINT/SIGTERM: start no new file
 
 
 def reuse_key(path: str, blob_sha: str | None, patch: str, reviewer: Reviewer, prefs: dict) -> str:
@@ -137,6 +139,9 @@ def build_graph(
 
     def review_file(task: FileTask) -> dict[str, Any]:
         path = task["file"]["path"]
+        if ports.stop is not None and ports.stop.is_set():
+            # files already in flight finish and are saved; this one waits for the rerun
+            raise Interrupted("stopped before " + path)
         writer = get_stream_writer()
         done = results.get(ports.thread_id, path)
         if done is not None:  # finished before a crash: never ask the model again
@@ -202,4 +207,4 @@ def build_graph(
     return g.compile(checkpointer=checkpointer, store=store)
 
 
-__all__ = ["GraphPorts", "ServiceUnavailable", "build_graph", "reuse_key"]
+__all__ = ["GraphPorts", "build_graph", "reuse_key"]

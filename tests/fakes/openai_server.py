@@ -64,7 +64,8 @@ class Behaviour:
     ``hang`` sleeps that many seconds before answering (longer than the client's timeout makes
     the client give up; the server is released at :meth:`FakeOpenAI.stop`); ``malformed``
     answers invalid JSON; ``answer`` answers that object (any JSON, so schema mismatches can be
-    scripted too) instead of the default.
+    scripted too) instead of the default; ``as_content`` answers in the message text even when
+    the request asked for a tool call, as servers that ignore ``tool_choice`` do.
     """
 
     status: int = 200
@@ -74,6 +75,7 @@ class Behaviour:
     answer: Any = None
     malformed: bool = False
     hang: float = 0.0
+    as_content: bool = False
 
     @classmethod
     def error(
@@ -89,6 +91,10 @@ class Behaviour:
     @classmethod
     def reply(cls, answer: Any) -> Behaviour:
         return cls(answer=answer)
+
+    @classmethod
+    def text_reply(cls, answer: Any = None) -> Behaviour:
+        return cls(answer=answer, as_content=True)
 
     @classmethod
     def bad_json(cls) -> Behaviour:
@@ -304,7 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
         finish = "stop"
         tools = body.get("tools") or []
-        if tools:
+        if tools and not b.as_content:
             name = None
             choice = body.get("tool_choice")
             if isinstance(choice, dict):
