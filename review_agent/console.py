@@ -3,8 +3,6 @@ the output is a pipe or a CI log (where a redrawn bar turns into noise)."""
 
 from __future__ import annotations
 
-import sys
-
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -77,4 +75,4 @@ def make_listener(console: Console) -> PlainListener:
 
 
 def stderr_console() -> Console:
-    return Console(file=sys.stderr, soft_wrap=True)
+    return Console(stderr=True, soft_wrap=True)

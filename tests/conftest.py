@@ -1,0 +1,48 @@
+"""Shared fixtures. Real services only: SQLite files, the machine's Postgres and Redis, and local
+HTTP servers standing in for GitHub and the model provider (DESIGN.md §7)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.gitrepo import make_repo
+
+ENV_VARS = (
+    "DATABASE_URL", "REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "REVIEW_AGENT_MODEL",
+    "GITHUB_TOKEN", "GITHUB_API_URL", "REVIEW_AGENT_HOME",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test sees the developer's own configuration, or a .env file of the working directory."""
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    h = tmp_path / "home"
+    monkeypatch.setenv("REVIEW_AGENT_HOME", str(h))
+    return h
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path, files=8)
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """Environment for a `review-agent` subprocess: this interpreter's bin first on PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
