@@ -145,13 +145,19 @@ _SEVERITY_ALIASES: dict[str, str] = {
 # Tags GitHub renders (or strips while keeping their effect) that can hide or disguise text.
 # Only real element names are stripped, so that `List<String>` in prose survives.
 _HTML_ELEMENTS = frozenset(
-    """a abbr address area article aside audio b base bdi bdo blockquote body br button canvas
-    caption center cite code col colgroup data dd del details dfn dialog div dl dt em embed
-    fieldset figcaption figure font footer form h1 h2 h3 h4 h5 h6 head header hr html i iframe
-    img input ins kbd label legend li link main map mark marquee meta meter nav noscript object
-    ol optgroup option output p param picture pre progress q rp rt ruby s samp script section
-    select small source span strike strong style sub summary sup svg table tbody td template
-    textarea tfoot th thead time title tr track tt u ul var video wbr""".split()
+    [
+        "a", "abbr", "address", "area", "article", "aside", "audio", "b", "base", "bdi", "bdo",
+        "blockquote", "body", "br", "button", "canvas", "caption", "center", "cite", "code",
+        "col", "colgroup", "data", "dd", "del", "details", "dfn", "dialog", "div", "dl", "dt",
+        "em", "embed", "fieldset", "figcaption", "figure", "font", "footer", "form", "h1", "h2",
+        "h3", "h4", "h5", "h6", "head", "header", "hr", "html", "i", "iframe", "img", "input",
+        "ins", "kbd", "label", "legend", "li", "link", "main", "map", "mark", "marquee", "meta",
+        "meter", "nav", "noscript", "object", "ol", "optgroup", "option", "output", "p",
+        "param", "picture", "pre", "progress", "q", "rp", "rt", "ruby", "s", "samp", "script",
+        "section", "select", "small", "source", "span", "strike", "strong", "style", "sub",
+        "summary", "sup", "svg", "table", "tbody", "td", "template", "textarea", "tfoot", "th",
+        "thead", "time", "title", "tr", "track", "tt", "u", "ul", "var", "video", "wbr",
+    ]
 )
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _HTML_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)(?:\s[^<>]*)?/?>")
@@ -388,13 +394,13 @@ def _as_int(value: Any) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return int(value.strip())
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,9}\s*", value):
+        return int(value)
     return None
 
 
 def _coerce_comment(item: Any) -> Comment | None:
-    """One comment from the model, or why it cannot be one. Odd but meaningful values are
+    """One comment from the model, or None when it says nothing. Odd but meaningful values are
     mapped (``"critical"`` → error, ``"12"`` → 12); a comment without a usable line gets line
     0, which no diff can anchor, so it ends up as a note in the summary. None: nothing to say."""
     if isinstance(item, str):
@@ -494,6 +500,8 @@ class ModelReviewer:
     409, 429 honouring Retry-After, 5xx, with exponential backoff).
     """
 
+    prompt_version: str = PROMPT_VERSION  # with ``name``, part of the reuse key of a review
+
     def __init__(
         self,
         model: str,
@@ -537,8 +545,15 @@ class ModelReviewer:
         )
 
     def close(self) -> None:
-        """Close the HTTP connection pool (the reviewer owns it, see the request hook)."""
+        """Close the HTTP connection pool: the reviewer owns it (it carries the request hook),
+        so nobody else will."""
         self._http_client.close()
+
+    def __enter__(self) -> ModelReviewer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def review(self, request: ReviewRequest) -> ReviewResult:
         if not request.patch.numbered.strip():

@@ -22,8 +22,36 @@ from langchain_core.embeddings import Embeddings
 LOCAL_DIMS = 256
 _WORD = re.compile(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])|\d+")
 _STOP = frozenset(
-    "a an and are as at be by do don for from if in is it not of on or so than that the this to "
-    "we with without".split()
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "do",
+        "don",
+        "for",
+        "from",
+        "if",
+        "in",
+        "is",
+        "it",
+        "not",
+        "of",
+        "on",
+        "or",
+        "so",
+        "than",
+        "that",
+        "the",
+        "this",
+        "to",
+        "we",
+        "with",
+    }
 )
 
 

@@ -129,16 +129,15 @@ def path_of(messages: list[dict[str, Any]]) -> str | None:
 
 
 def default_answer(path: str | None, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """One warning on the first added line of the diff, or none when nothing was added."""
+    """One warning on the first added line of the diff, or none when nothing was added. The
+    diff is looked for in the latest user message that shows one, so a follow-up turn (a
+    repair request) is answered about the same diff, as a real model would."""
     shown = path or "the file"
     answer: dict[str, Any] = {"summary": f"Reviewed {shown}.", "comments": []}
     for message in reversed(messages):
         if message.get("role") != "user":
             continue
-        text = _text_of(message.get("content"))
-        if FILE_LINE.search(text) is None:
-            continue
-        match = ADDED_LINE.search(text)
+        match = ADDED_LINE.search(_text_of(message.get("content")))
         if match:
             line = int(match.group(1))
             answer["comments"].append(
@@ -149,7 +148,7 @@ def default_answer(path: str | None, messages: list[dict[str, Any]]) -> dict[str
                     "body": f"Fake finding on {shown} line {line}",
                 }
             )
-        break
+            break
     return answer
 
 
