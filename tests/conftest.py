@@ -10,11 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.openai_server import FakeOpenAI
 from tests.gitrepo import make_repo
 
 ENV_VARS = (
-    "DATABASE_URL", "REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "REVIEW_AGENT_MODEL",
-    "GITHUB_TOKEN", "GITHUB_API_URL", "REVIEW_AGENT_HOME",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "REVIEW_AGENT_MODEL",
+    "GITHUB_TOKEN",
+    "GITHUB_API_URL",
+    "REVIEW_AGENT_HOME",
 )
 
 
@@ -45,4 +52,24 @@ def cli_env(**extra: str) -> dict[str, str]:
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
+    return env
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(require_api_key="sk-test-key") as server:
+        yield server
+
+
+@pytest.fixture
+def model_env(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {
+        "OPENAI_API_KEY": "sk-test-key",
+        "OPENAI_BASE_URL": fake_openai.base_url,
+        "REVIEW_AGENT_MODEL": "fake-model",
+        "REVIEW_AGENT_MODEL_RETRIES": "1",
+        "REVIEW_AGENT_MODEL_TIMEOUT": "10",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
     return env

@@ -28,9 +28,7 @@ def make_repo(root: Path, files: int = 8, *, extra: dict[str, str | bytes] | Non
     git(repo, "commit", "-q", "-m", "base")
     git(repo, "checkout", "-q", "-b", "feature")
     for i in range(files):
-        (repo / f"mod{i:02d}.py").write_text(
-            f"def f{i}(x):\n    print(x)  # debug\n    return x + {i} + 1\n"
-        )
+        (repo / f"mod{i:02d}.py").write_text(f"def f{i}(x):\n    print(x)  # debug\n    return x + {i} + 1\n")
     for name, content in (extra or {}).items():
         p = repo / name
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,16 @@ def test_offline_review_of_a_local_branch(repo: Path, home: Path) -> None:
     assert code == 0, err
     assert "offline" in err
     data = json.loads(out)
-    for key in ("target", "thread_id", "head_sha", "resumed", "files_total", "files", "skipped",
-                "model_calls"):
+    for key in (
+        "target",
+        "thread_id",
+        "head_sha",
+        "resumed",
+        "files_total",
+        "files",
+        "skipped",
+        "model_calls",
+    ):
         assert key in data
     assert data["files_total"] == 9
     assert [f["path"] for f in data["files"]] == sorted(f["path"] for f in data["files"])
@@ -74,7 +82,8 @@ def test_formats_and_output_file(repo: Path, home: Path, tmp_path: Path) -> None
 
 def test_skipped_files_have_reasons(tmp_path: Path, home: Path) -> None:
     repo = make_repo(
-        tmp_path, files=2,
+        tmp_path,
+        files=2,
         extra={"vendor/lib.js": "x = 1\n", "logo.png": b"\x89PNG\r\n\x00\x00\x01", "gone.txt": "x"},
     )
     git(repo, "rm", "-q", "README.md")

@@ -34,9 +34,7 @@ def test_comments_outside_the_hunks_are_not_anchored() -> None:
     left_removed = Comment(line=2, side="LEFT", body="removed line")
     left_bad = Comment(line=22, side="LEFT", body="no such old line")
     bad_range = Comment(line=22, start_line=5, body="spans two hunks")
-    anchored, stray = split_anchored(
-        [good, context, outside, negative, left_removed, left_bad, bad_range], p
-    )
+    anchored, stray = split_anchored([good, context, outside, negative, left_removed, left_bad, bad_range], p)
     assert anchored == [good, context, left_removed]
     assert stray == [outside, negative, left_bad, bad_range]
     summary = fold_into_summary("Looks fine.", stray)
