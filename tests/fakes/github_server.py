@@ -414,11 +414,13 @@ class FakeGitHub:
         if self._server is not None:
             return self
         handler = _make_handler(self)
-        server = ThreadingHTTPServer((self._host, self._port), handler)
+        server = _QuietServer((self._host, self._port), handler)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
             name=f"fake-github-{server.server_address[1]}",
         )
         self._thread.start()
@@ -561,9 +563,7 @@ class FakeGitHub:
         contents: Mapping[str, str | bytes] | None,
     ) -> None:
         r = pr.repo
-        r.commits[pr.head_sha] = r.commits.get(
-            pr.head_sha, {"message": pr.title, "parents": [pr.base_sha]}
-        )
+        r.commits[pr.head_sha] = r.commits.get(pr.head_sha, {"message": pr.title, "parents": [pr.base_sha]})
         for entry in files:
             e = dict(entry)
             content = e.pop("content", None)
@@ -630,7 +630,10 @@ class FakeGitHub:
             review = self._new_review(pr, user or self.login, "", "COMMENTED", pr.head_sha)
             pr.reviews.append(review)
             comment = self._new_comment(
-                pr, review["id"], user or self.login, pr.head_sha,
+                pr,
+                review["id"],
+                user or self.login,
+                pr.head_sha,
                 {"path": path, "line": line, "side": side, "body": body},
             )
             pr.review_comments.append(comment)
@@ -690,11 +693,15 @@ class FakeGitHub:
         ``.../reviews/5/comments`` — or is a compiled regular expression searched in it.
         ``land=True`` applies the request before failing ("landed but failed"). ``status=None``
         answers normally after ``delay`` (a slow but good answer). ``disconnect=True`` closes the
-        connection without any answer. Faults are consumed in the order they were added.
+        connection without any answer, after applying the request if ``land=True`` (a write that
+        landed while the client lost the connection). Faults are consumed in the order they were
+        added.
         """
         hdrs = dict(headers or {})
         if retry_after is not None:
-            hdrs["Retry-After"] = str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
+            hdrs["Retry-After"] = (
+                str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
+            )
         if body is None and status is not None:
             body = {"message": _default_message(status), "documentation_url": DOCS}
         fault = Fault(
@@ -742,7 +749,12 @@ class FakeGitHub:
         else:
             raise ValueError(f"kind must be 'primary' or 'secondary', not {kind!r}")
         return self.fail_next(
-            method, path, status, times=times, headers=headers, retry_after=retry_after,
+            method,
+            path,
+            status,
+            times=times,
+            headers=headers,
+            retry_after=retry_after,
             body={"message": message, "documentation_url": DOCS},
         )
 
@@ -786,7 +798,7 @@ class FakeGitHub:
         method = handler.command.upper()
         split = urllib.parse.urlsplit(handler.path)
         path = urllib.parse.unquote(split.path)
-        route = path[len(API_PREFIX):] if path.startswith(API_PREFIX + "/") else path
+        route = path[len(API_PREFIX) :] if path.startswith(API_PREFIX + "/") else path
         route = route.rstrip("/") or "/"
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(split.query).items()}
         length = int(handler.headers.get("Content-Length") or 0)
@@ -813,11 +825,9 @@ class FakeGitHub:
             time.sleep(fault.delay)
 
         ctx = _Context(method, route, query, payload, login, can_write)
-        response: _Response | None
-        if fault is not None and not fault.land and fault.status is not None:
-            response = None
-        else:
-            response = self._dispatch(ctx, token_state)
+        # a fault replaces the answer; the request itself is applied only if it "lands"
+        applied = fault is None or fault.land or (fault.status is None and not fault.disconnect)
+        response = self._dispatch(ctx, token_state) if applied else None
 
         if fault is not None and fault.disconnect:
             record.fault = True
@@ -894,9 +904,7 @@ class FakeGitHub:
 
     # ---- control API for standalone use --------------------------------------------------
 
-    def _control(
-        self, handler: BaseHTTPRequestHandler, method: str, route: str, payload: Json
-    ) -> None:
+    def _control(self, handler: BaseHTTPRequestHandler, method: str, route: str, payload: Json) -> None:
         """Unauthenticated, unrecorded endpoints that let another process script and inspect
         a standalone server: GET /_fake/requests, GET /_fake/prs/OWNER/REPO/N,
         POST /_fake/faults (fail_next's keyword arguments), POST /_fake/reset_requests."""
@@ -1217,9 +1225,7 @@ class FakeGitHub:
                 "reset": self._rate_reset,
             }
         other = {"limit": 30, "remaining": 30, "used": 0, "reset": core["reset"]}
-        return _Response(
-            200, {"resources": {"core": core, "search": other, "graphql": core}, "rate": core}
-        )
+        return _Response(200, {"resources": {"core": core, "search": other, "graphql": core}, "rate": core})
 
     def _get_repo(self, ctx: _Context, owner: str, repo: str) -> _Response:
         return _Response(200, self._repo_json(self._find_repo(ctx, owner, repo)))
@@ -1240,14 +1246,11 @@ class FakeGitHub:
         with self._lock:
             # a pending review is visible to its author only
             reviews = [
-                dict(r) for r in pr.reviews
-                if r["state"] != "PENDING" or r["user"]["login"] == ctx.login
+                dict(r) for r in pr.reviews if r["state"] != "PENDING" or r["user"]["login"] == ctx.login
             ]
         return self._paginate(ctx, reviews)
 
-    def _get_review(
-        self, ctx: _Context, owner: str, repo: str, number: str, review_id: str
-    ) -> _Response:
+    def _get_review(self, ctx: _Context, owner: str, repo: str, number: str, review_id: str) -> _Response:
         pr = self._find_pr(ctx, owner, repo, number)
         with self._lock:
             for r in pr.reviews:
@@ -1294,9 +1297,7 @@ class FakeGitHub:
         if start_line is not None:
             start_side = c.get("start_side") or side
             if not isinstance(start_line, int) or (start_line >= line and start_side == side):
-                raise _HTTPError(
-                    422, "Unprocessable Entity", ["start_line must precede the end line"]
-                )
+                raise _HTTPError(422, "Unprocessable Entity", ["start_line must precede the end line"])
             start = diff.find(start_side, start_line)
             if start is None or start.hunk != target.hunk or start.position > target.position:
                 raise _HTTPError(422, "Unprocessable Entity", ["Start line could not be resolved"])
@@ -1319,7 +1320,8 @@ class FakeGitHub:
                 state = "PENDING"
                 if any(r["state"] == "PENDING" and r["user"]["login"] == login for r in pr.reviews):
                     raise _HTTPError(
-                        422, "Unprocessable Entity",
+                        422,
+                        "Unprocessable Entity",
                         ["User can only have one pending review per pull request"],
                     )
             elif event in REVIEW_EVENTS:
@@ -1328,13 +1330,9 @@ class FakeGitHub:
                 raise _HTTPError(422, "Unprocessable Entity", [f"Event {event} is not valid"])
             if state in ("APPROVED", "CHANGES_REQUESTED") and login == pr.author:
                 verb = "approve" if state == "APPROVED" else "request changes on"
-                raise _HTTPError(
-                    422, "Unprocessable Entity", [f"Can not {verb} your own pull request"]
-                )
+                raise _HTTPError(422, "Unprocessable Entity", [f"Can not {verb} your own pull request"])
             if state == "CHANGES_REQUESTED" and not body:
-                raise _HTTPError(
-                    422, "Unprocessable Entity", ["Body is required when requesting changes"]
-                )
+                raise _HTTPError(422, "Unprocessable Entity", ["Body is required when requesting changes"])
             if not isinstance(comments, list):
                 raise _HTTPError(422, "Invalid request", ["comments must be an array"])
             # validate everything first: one bad comment rejects the whole review
@@ -1348,7 +1346,9 @@ class FakeGitHub:
     def _get_review_comments(self, ctx: _Context, owner: str, repo: str, number: str) -> _Response:
         pr = self._find_pr(ctx, owner, repo, number)
         with self._lock:
-            pending = {r["id"] for r in pr.reviews if r["state"] == "PENDING" and r["user"]["login"] != ctx.login}
+            pending = {
+                r["id"] for r in pr.reviews if r["state"] == "PENDING" and r["user"]["login"] != ctx.login
+            }
             items = [dict(c) for c in pr.review_comments if c["pull_request_review_id"] not in pending]
         return self._paginate(ctx, items)
 
@@ -1512,11 +1512,25 @@ def _default_message(status: int) -> str:
     }.get(status, "Error")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a killed process, a timeout) is normal here, not an error."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
 def _make_handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the real API; every answer has a length
         server_version = "FakeGitHub/1.0"
         timeout = 60  # idle keep-alive connections do not hold a thread forever
+        # buffer writes so headers and body leave in one segment: written separately, Nagle's
+        # algorithm and delayed ACKs add ~40 ms to every request
+        wbufsize = 64 * 1024
 
         def _any(self) -> None:
             try:
