@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -40,6 +41,12 @@ class Format(StrEnum):
     markdown = "markdown"
     json = "json"
     sarif = "sarif"
+
+
+class ReviewEvent(StrEnum):
+    comment = "comment"
+    request_changes = "request-changes"
+    approve = "approve"
 
 
 class _RedactSecrets(logging.Filter):
@@ -156,6 +163,13 @@ def review(
     wait: Annotated[
         float, typer.Option("--wait", min=0, help="Seconds to wait for another run of this review.")
     ] = 0.0,
+    event: Annotated[
+        ReviewEvent,
+        typer.Option(
+            "--event",
+            help="With --post: the review's event. Only this flag can approve or request changes.",
+        ),
+    ] = ReviewEvent.comment,
 ) -> None:
     """Review a pull request or a local branch; rerun the same command to resume after a crash."""
     from review_agent.service import ReviewOptions, run_review
@@ -172,6 +186,7 @@ def review(
         concurrency=concurrency,
         post=post,
         wait=wait,
+        review_event=event.value.upper().replace("-", "_"),
         stop=_graceful_stop(),
     )
     try:
@@ -346,6 +361,14 @@ def db_init() -> None:
 
     backend = _run(_init)
     typer.echo(f"database ready: {backend}")
+
+
+@app.command(hidden=True)
+def action() -> None:
+    """Entry point of the GitHub Action (action.yml): reads the event payload and INPUT_* variables."""
+    from review_agent.action import run_action
+
+    raise typer.Exit(run_action(os.environ))
 
 
 def main() -> None:

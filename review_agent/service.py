@@ -46,6 +46,7 @@ class ReviewOptions:
     fresh: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     post: bool = False
+    review_event: str = "COMMENT"  # only this flag may approve or request changes, never the model
     wait: float = 0.0  # seconds to wait for another process that holds this review
     stop: threading.Event | None = None  # set on SIGINT/SIGTERM: finish the files in flight, stop
 
@@ -87,6 +88,13 @@ def build_source(target: str, settings: Settings, base: str | None, head: str | 
             target, token=token, api_url=settings.github_api_url, retries=settings.github_retries
         )
     return LocalGitSource(target, base=base, head=head)
+
+
+REVIEW_EVENTS = frozenset({"COMMENT", "APPROVE", "REQUEST_CHANGES"})
+
+
+def resolved_kind(source: Source) -> str:
+    return "local" if isinstance(source, LocalGitSource) else "github"
 
 
 def thread_id_for(t: ResolvedTarget) -> str:
@@ -156,6 +164,10 @@ def run_review(
     if options.concurrency < 1:
         raise BadInput("--concurrency must be at least 1")
     source = build_source(options.target, settings, options.base, options.head)
+    if options.post and resolved_kind(source) != "github":
+        raise BadInput("--post needs a pull request URL; a local review is only reported")
+    if options.review_event not in REVIEW_EVENTS:
+        raise BadInput(f"--event must be one of {', '.join(sorted(REVIEW_EVENTS))}")
     resolved = source.resolve()
     files = source.list_files()
     thread_id = thread_id_for(resolved)
@@ -176,16 +188,42 @@ def run_review(
             load_preferences=load_user_preferences,
             stop=options.stop,
         )
+        offline = not settings.model_configured
+
+        def report_of(values: dict[str, Any], resumed: bool = False, done_before: int = 0) -> ReviewReport:
+            return build_report(
+                values,
+                results.list(thread_id),
+                backend=storage.backend,
+                reviewer=reviewer,
+                resumed=resumed,
+                done_before=done_before,
+                offline=offline,
+            )
+
+        if options.post:
+            from review_agent.publish.github import GitHubPublisher
+
+            publisher = GitHubPublisher(source)  # type: ignore[arg-type]
+
+            def publish(values: dict[str, Any]) -> dict[str, Any]:
+                result = publisher.publish(report_of(values), event=options.review_event)
+                return result.model_dump(mode="json") if hasattr(result, "model_dump") else dict(vars(result))
+
+            ports.publish = publish
         graph = build_graph(ports, storage.checkpointer, storage.store)
         config = _config(thread_id, len(files))
         snapshot = graph.get_state(config)
         values = snapshot.values or {}
         resumed = bool(values)
         done_before = results.count(thread_id) if resumed else 0
-        offline = not settings.model_configured
         if values.get("finished"):
             total = values.get("files_total", 0)
             listener.info(f"Already reviewed: {total}/{total} files done (use --fresh to start over)")
+            if ports.publish is not None and not values.get("posted"):
+                posted = ports.publish(dict(values))
+                graph.update_state(config, {"posted": posted}, as_node="publish")
+                values = graph.get_state(config).values
         else:
             if resumed:
                 total = values.get("files_total", len(files))
@@ -213,7 +251,7 @@ def run_review(
                     storage.checkpointer.delete_thread(thread_id)
                 raise
             values = graph.get_state(config).values
-        return _report(values, results.list(thread_id), storage, reviewer, resumed, done_before, offline)
+        return report_of(values, resumed, done_before)
 
 
 def _drive(graph, graph_input, config, listener: ProgressListener) -> None:
@@ -229,10 +267,11 @@ def _drive(graph, graph_input, config, listener: ProgressListener) -> None:
             listener.file_done(chunk["file_done"], reused=chunk["reused"], comments=chunk["comments"])
 
 
-def _report(
+def build_report(
     values: dict[str, Any],
     reviews: dict[str, FileReview],
-    storage: Storage,
+    *,
+    backend: str,
     reviewer: CountingReviewer,
     resumed: bool,
     done_before: int,
@@ -242,6 +281,12 @@ def _report(
     plan_paths = [p["path"] for p in values.get("plan", [])]
     files = [reviews[p] for p in plan_paths if p in reviews]
     notes = list(target.get("notes") or [])
+    reused = [f.path for f in files if f.reused]
+    if reused and len(reused) < len(files):
+        notes.append(
+            f"{len(files) - len(reused)} file(s) new or changed since the last review; "
+            f"{len(reused)} unchanged, taken from it"
+        )
     return ReviewReport(
         target=target.get("display", ""),
         thread_id=values.get("thread_id", ""),
@@ -257,10 +302,11 @@ def _report(
         model_calls_total=values.get("model_calls", 0),
         reviewer=reviewer.name,
         offline=offline,
-        backend=storage.backend,
+        backend=backend,
         user=values.get("user"),
         preferences=values.get("preferences") or {},
         notes=notes,
+        posted=values.get("posted"),
     )
 
 

@@ -2,7 +2,7 @@
 
     START → start → load_preferences → plan ─┬─(Send × concurrency)→ review_file → collect ─┐
                                               │                                             │
-                                              └──────────────→ summarise → END ←─(done)─────┘
+                                              └─────→ summarise → publish → END ←─(done)────┘
 
 ``plan`` and ``collect`` choose the next batch; the fan-out leaves from one node per superstep
 (DESIGN.md §9: attached to the parallel node, every branch would fan out again). Each
@@ -53,6 +53,8 @@ class GraphPorts:
     load_preferences: PreferenceLoader = _no_preferences
     plan_options: dict[str, Any] = field(default_factory=dict)
     stop: threading.Event | None = None  # set by SIGINT/SIGTERM: start no new file
+    # posts the finished review (GitHub); given the final state, returns what was posted
+    publish: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 def reuse_key(path: str, blob_sha: str | None, patch: str, reviewer: Reviewer, prefs: dict) -> str:
@@ -186,6 +188,12 @@ def build_graph(
     def summarise(state: ReviewState) -> dict[str, Any]:
         return {"finished": True, "batch": [], "last_done": []}
 
+    def publish(state: ReviewState) -> dict[str, Any]:
+        # Safe to run again after a crash: the publisher skips what is already on the PR.
+        if ports.publish is None or state.get("posted"):
+            return {}
+        return {"posted": ports.publish(dict(state))}
+
     # Transient failures inside a file's review (the model server, a flaky source) are retried
     # by the clients themselves; a ServiceUnavailable that still escapes ends the run with state
     # saved, and the rerun resumes at this file.
@@ -203,7 +211,9 @@ def build_graph(
     g.add_conditional_edges("plan", route, ["review_file", "summarise"])
     g.add_edge("review_file", "collect")
     g.add_conditional_edges("collect", route, ["review_file", "summarise"])
-    g.add_edge("summarise", END)
+    g.add_node("publish", publish)
+    g.add_edge("summarise", "publish")
+    g.add_edge("publish", END)
     return g.compile(checkpointer=checkpointer, store=store)
 
 

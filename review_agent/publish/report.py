@@ -32,6 +32,7 @@ class ReviewReport(BaseModel):
     user: str | None = None
     preferences: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    posted: dict[str, Any] | None = None  # what was published on the PR, when --post
 
     @property
     def comment_count(self) -> int:

@@ -27,6 +27,7 @@ class ReviewState(TypedDict, total=False):
     last_done: list[str]  # paths finished by the last review step (the audit trail's "file")
     model_calls: Annotated[int, operator.add]  # model calls over the thread's life
     finished: bool
+    posted: dict[str, Any] | None  # what the publisher posted (review id, counts), once done
 
 
 class FileTask(TypedDict):
