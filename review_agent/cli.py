@@ -91,6 +91,16 @@ def _run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
     except KeyboardInterrupt:
         err.print("interrupted: progress is saved; rerun the same command to resume", highlight=False)
         raise typer.Exit(130) from None
+    except Exception as exc:
+        # A bug, or a failure we have not mapped yet: one line, and the traceback on demand.
+        if os.environ.get("REVIEW_AGENT_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        _fail(
+            f"unexpected {type(exc).__name__}: {first} (progress so far is saved; set "
+            "REVIEW_AGENT_DEBUG=1 for the traceback, and please report it)",
+            1,
+        )
 
 
 def _graceful_stop() -> threading.Event:

@@ -7,6 +7,7 @@ exception never shows them; they are unwrapped only where a client is built.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     github_api_url: str | None = Field(default=None, alias="GITHUB_API_URL")
     github_retries: int = Field(default=5, alias="REVIEW_AGENT_GITHUB_RETRIES")
     home: Path = Field(default_factory=default_home, alias="REVIEW_AGENT_HOME")
+    embeddings: Literal["auto", "openai", "local"] = Field(default="auto", alias="REVIEW_AGENT_EMBEDDINGS")
+    embedding_model: str = Field(default="text-embedding-3-small", alias="REVIEW_AGENT_EMBEDDING_MODEL")
+    embedding_dims: int = Field(default=1536, alias="REVIEW_AGENT_EMBEDDING_DIMS")
 
     @property
     def model_configured(self) -> bool:

@@ -7,10 +7,11 @@ files listed *before* storage is opened and the graph runs.
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,9 +21,12 @@ from typing import Any, Protocol
 from langgraph.store.base import BaseStore
 
 from review_agent.config import Settings
-from review_agent.errors import BadInput, Interrupted
+from review_agent.errors import BadInput, Interrupted, ReviewAgentError
 from review_agent.graph import GraphPorts, build_graph
+from review_agent.graph.build import PreferenceLoader
 from review_agent.publish.report import ReviewReport
+from review_agent.repo_config import FILENAME as REPO_CONFIG_FILE
+from review_agent.repo_config import RepoConfig, parse_repo_config
 from review_agent.reviewers.base import Reviewer, ReviewRequest, ReviewResult
 from review_agent.sources.base import ResolvedTarget, Source
 from review_agent.sources.local import LocalGitSource
@@ -30,10 +34,12 @@ from review_agent.state.identity import github_thread_id, local_thread_id
 from review_agent.state.schemas import FileReview, Skipped
 from review_agent.storage.factory import Storage, open_storage
 from review_agent.storage.lease import thread_lease
+from review_agent.storage.memory import Learnings
 from review_agent.storage.preferences import Preferences
 from review_agent.storage.results import ReviewResults
 
 DEFAULT_CONCURRENCY = 4
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -148,8 +154,58 @@ def default_user(target: ResolvedTarget) -> str | None:
     return None
 
 
-def load_user_preferences(store: BaseStore, user: str | None, target: ResolvedTarget) -> dict[str, Any]:
-    return Preferences(store).all(user) if user else {}
+def read_repo_config(source: Source) -> tuple[RepoConfig, str | None]:
+    try:
+        text = source.get_content(REPO_CONFIG_FILE)
+    except ReviewAgentError:
+        text = None
+    return parse_repo_config(text)
+
+
+def preference_loader(repo_config: RepoConfig, problem: str | None) -> PreferenceLoader:
+    """Repository rules from .review-agent.toml, then the user's own preferences over them."""
+
+    def load(store: BaseStore, user: str | None, target: ResolvedTarget) -> dict[str, Any]:
+        prefs: dict[str, Any] = repo_config.as_preferences()
+        if user:
+            prefs.update(Preferences(store).all(user))
+        if problem:
+            prefs["_notes"] = [problem]
+        return prefs
+
+    return load
+
+
+def learning_scopes(user: str | None, target: ResolvedTarget) -> list[tuple[str, str]]:
+    scopes: list[tuple[str, str]] = []
+    if user:
+        scopes.append(("user", user))
+    if target.repo_slug:
+        scopes.append(("repo", target.repo_slug))
+    return scopes
+
+
+def recaller(
+    learnings: Learnings, scopes: list[tuple[str, str]]
+) -> Callable[[str, str], tuple[list[str], list[str]]]:
+    has_any = learnings.any(scopes)
+    warned: list[bool] = []
+
+    def recall(path: str, query: str) -> tuple[list[str], list[str]]:
+        # Memory helps a review; it must never stop one. A failing embedding server costs the
+        # learnings of this run (with one warning), not the review.
+        try:
+            found = learnings.search(scopes, query) if has_any else []
+        except Exception as exc:
+            if not warned:
+                warned.append(True)
+                log.warning("learnings unavailable for this review: %s", str(exc).splitlines()[0])
+            return [], []
+        rules = [lr.text for lr in found]
+        dismissed = [lr.dismissed_finding for lr in found if lr.dismissed_finding]
+        return rules, dismissed
+
+    return recall
 
 
 def _config(thread_id: str, files: int) -> dict[str, Any]:
@@ -172,7 +228,8 @@ def run_review(
     files = source.list_files()
     thread_id = thread_id_for(resolved)
     user = options.user or default_user(resolved)
-    reviewer = CountingReviewer(build_reviewer(settings, options.model))
+    repo_config, config_problem = read_repo_config(source)
+    reviewer = CountingReviewer(build_reviewer(settings, options.model or repo_config.model))
     with thread_lease(settings, thread_id, options.wait), open_storage(settings) as storage:
         results = ReviewResults(storage.store)
         if options.fresh:
@@ -185,9 +242,14 @@ def run_review(
             thread_id=thread_id,
             user=user,
             concurrency=options.concurrency,
-            load_preferences=load_user_preferences,
+            load_preferences=preference_loader(repo_config, config_problem),
             stop=options.stop,
         )
+        scopes = learning_scopes(user, resolved)
+        if scopes:
+            learnings = storage.learnings()
+            ports.recall = recaller(learnings, scopes)
+            ports.similarity = learnings.similarity
         offline = not settings.model_configured
 
         def report_of(values: dict[str, Any], resumed: bool = False, done_before: int = 0) -> ReviewReport:
@@ -280,7 +342,10 @@ def build_report(
     target = values.get("target") or {}
     plan_paths = [p["path"] for p in values.get("plan", [])]
     files = [reviews[p] for p in plan_paths if p in reviews]
-    notes = list(target.get("notes") or [])
+    notes = list(target.get("notes") or []) + list(values.get("notes") or [])
+    suppressed = sum(f.suppressed for f in files)
+    if suppressed:
+        notes.append(f"{suppressed} finding(s) dropped: they match findings dismissed earlier")
     reused = [f.path for f in files if f.reused]
     if reused and len(reused) < len(files):
         notes.append(

@@ -53,6 +53,12 @@ class GraphPorts:
     load_preferences: PreferenceLoader = _no_preferences
     plan_options: dict[str, Any] = field(default_factory=dict)
     stop: threading.Event | None = None  # set by SIGINT/SIGTERM: start no new file
+    # the learnings relevant to a file: given its path and added text, returns
+    # (rules for the prompt, dismissed findings that suppress a similar comment)
+    recall: Callable[[str, str], tuple[list[str], list[str]]] | None = None
+    # how alike two texts are (0..1): a comment close to a dismissed finding is dropped
+    similarity: Callable[[str, str], float] | None = None
+    suppress_score: float = 0.6
     # posts the finished review (GitHub); given the final state, returns what was posted
     publish: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
@@ -99,7 +105,9 @@ def build_graph(
         }
 
     def load_preferences(state: ReviewState) -> dict[str, Any]:
-        return {"preferences": ports.load_preferences(store, ports.user, ports.target)}
+        prefs = dict(ports.load_preferences(store, ports.user, ports.target))
+        notes = prefs.pop("_notes", [])
+        return {"preferences": prefs, "notes": notes}
 
     def plan(state: ReviewState) -> dict[str, Any]:
         prefs = state.get("preferences") or {}
@@ -152,19 +160,40 @@ def build_graph(
         changed = ports.source.get_file(path)
         if changed is None or changed.patch is None:
             raise BadInput(f"{path} is no longer part of the change; rerun with --fresh")
-        key = reuse_key(path, changed.blob_sha, changed.patch, ports.reviewer, task["preferences"])
+        parsed = parse_patch(path, changed.patch)
+        rules: list[str] = []
+        dismissed: list[str] = []
+        if ports.recall is not None:
+            query = path + "\n" + "\n".join(parsed.added.values())
+            rules, dismissed = ports.recall(path, query[:4000])
+        key = reuse_key(
+            path,
+            changed.blob_sha,
+            changed.patch,
+            ports.reviewer,
+            {"preferences": task["preferences"], "learnings": rules, "dismissed": dismissed},
+        )
         cached = results.get_cached(key)
         if cached is not None:
             review = cached.model_copy(update={"reused": True, "model_calls": 0})
             results.put(ports.thread_id, review)
             writer({"file_done": path, "comments": len(review.comments), "reused": True})
             return {"model_calls": 0}
-        parsed = parse_patch(path, changed.patch)
         content = ports.source.get_content(path)
         outcome = ports.reviewer.review(
-            ReviewRequest(path=path, patch=parsed, content=content, preferences=task["preferences"])
+            ReviewRequest(
+                path=path,
+                patch=parsed,
+                content=content,
+                preferences=task["preferences"],
+                learnings=tuple(rules),
+            )
         )
-        anchored, stray = split_anchored(outcome.comments, parsed)
+        kept = outcome.comments
+        if dismissed and ports.similarity is not None:
+            sim = ports.similarity
+            kept = [c for c in kept if all(sim(c.body, d) < ports.suppress_score for d in dismissed)]
+        anchored, stray = split_anchored(kept, parsed)
         review = FileReview(
             path=path,
             summary=fold_into_summary(outcome.summary, stray),
@@ -173,6 +202,8 @@ def build_graph(
             usage=outcome.usage,
             reviewer=ports.reviewer.name,
             blob_sha=changed.blob_sha,
+            suppressed=len(outcome.comments) - len(kept),
+            learnings_used=len(rules),
         )
         results.put(ports.thread_id, review)
         results.put_cached(key, review)

@@ -114,11 +114,12 @@ of this shape: {{"summary": "...", "comments": [{{"line": 12, "side": "RIGHT", \
 # Part of the reuse key of a review (DESIGN.md §3): a finished file is reused only when the
 # model, this version and the preferences are the same. Derived from the prompt text itself,
 # so that editing the prompt can never silently reuse reviews made with the old one.
-PROMPT_VERSION = "1+" + hashlib.sha256(
-    "\x00".join(
-        (SYSTEM_PROMPT, USER_INSTRUCTIONS, REPAIR_PROMPT, STRUCTURED_OUTPUT_METHOD)
-    ).encode()
-).hexdigest()[:10]
+PROMPT_VERSION = (
+    "1+"
+    + hashlib.sha256(
+        "\x00".join((SYSTEM_PROMPT, USER_INSTRUCTIONS, REPAIR_PROMPT, STRUCTURED_OUTPUT_METHOD)).encode()
+    ).hexdigest()[:10]
+)
 
 _SEVERITY_ALIASES: dict[str, str] = {
     "error": "error",
@@ -146,17 +147,120 @@ _SEVERITY_ALIASES: dict[str, str] = {
 # Only real element names are stripped, so that `List<String>` in prose survives.
 _HTML_ELEMENTS = frozenset(
     [
-        "a", "abbr", "address", "area", "article", "aside", "audio", "b", "base", "bdi", "bdo",
-        "blockquote", "body", "br", "button", "canvas", "caption", "center", "cite", "code",
-        "col", "colgroup", "data", "dd", "del", "details", "dfn", "dialog", "div", "dl", "dt",
-        "em", "embed", "fieldset", "figcaption", "figure", "font", "footer", "form", "h1", "h2",
-        "h3", "h4", "h5", "h6", "head", "header", "hr", "html", "i", "iframe", "img", "input",
-        "ins", "kbd", "label", "legend", "li", "link", "main", "map", "mark", "marquee", "meta",
-        "meter", "nav", "noscript", "object", "ol", "optgroup", "option", "output", "p",
-        "param", "picture", "pre", "progress", "q", "rp", "rt", "ruby", "s", "samp", "script",
-        "section", "select", "small", "source", "span", "strike", "strong", "style", "sub",
-        "summary", "sup", "svg", "table", "tbody", "td", "template", "textarea", "tfoot", "th",
-        "thead", "time", "title", "tr", "track", "tt", "u", "ul", "var", "video", "wbr",
+        "a",
+        "abbr",
+        "address",
+        "area",
+        "article",
+        "aside",
+        "audio",
+        "b",
+        "base",
+        "bdi",
+        "bdo",
+        "blockquote",
+        "body",
+        "br",
+        "button",
+        "canvas",
+        "caption",
+        "center",
+        "cite",
+        "code",
+        "col",
+        "colgroup",
+        "data",
+        "dd",
+        "del",
+        "details",
+        "dfn",
+        "dialog",
+        "div",
+        "dl",
+        "dt",
+        "em",
+        "embed",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "font",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "head",
+        "header",
+        "hr",
+        "html",
+        "i",
+        "iframe",
+        "img",
+        "input",
+        "ins",
+        "kbd",
+        "label",
+        "legend",
+        "li",
+        "link",
+        "main",
+        "map",
+        "mark",
+        "marquee",
+        "meta",
+        "meter",
+        "nav",
+        "noscript",
+        "object",
+        "ol",
+        "optgroup",
+        "option",
+        "output",
+        "p",
+        "param",
+        "picture",
+        "pre",
+        "progress",
+        "q",
+        "rp",
+        "rt",
+        "ruby",
+        "s",
+        "samp",
+        "script",
+        "section",
+        "select",
+        "small",
+        "source",
+        "span",
+        "strike",
+        "strong",
+        "style",
+        "sub",
+        "summary",
+        "sup",
+        "svg",
+        "table",
+        "tbody",
+        "td",
+        "template",
+        "textarea",
+        "tfoot",
+        "th",
+        "thead",
+        "time",
+        "title",
+        "tr",
+        "track",
+        "tt",
+        "u",
+        "ul",
+        "var",
+        "video",
+        "wbr",
     ]
 )
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
@@ -307,8 +411,7 @@ def system_prompt(request: ReviewRequest) -> str:
     if learnings:
         parts.append(
             "Learnings from earlier reviews (apply them where relevant; findings like the "
-            "dismissed ones are not wanted):\n"
-            + "\n".join(f"- {x}" for x in learnings[:MAX_LEARNINGS])
+            "dismissed ones are not wanted):\n" + "\n".join(f"- {x}" for x in learnings[:MAX_LEARNINGS])
         )
     return "\n\n".join(parts)
 
@@ -596,9 +699,7 @@ class ModelReviewer:
                         HumanMessage(f"FILE: {_one_line(request.path)}\n{repair}"),
                     ]
                 continue
-            return ReviewResult(
-                summary=summary, comments=comments, model_calls=counter.n, usage=usage
-            )
+            return ReviewResult(summary=summary, comments=comments, model_calls=counter.n, usage=usage)
         return ReviewResult(
             summary=(
                 f"The model's answer for {request.path} could not be parsed, even after one "
@@ -618,8 +719,7 @@ class ModelReviewer:
             if self._refused_prompt(exc):
                 return None
             raise self._translate(exc, counter.n) from (
-                None if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError)
-                else exc
+                None if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError) else exc
             )
         raw = result.get("raw") if isinstance(result, dict) else None
         meta = getattr(raw, "usage_metadata", None) or {}
@@ -665,17 +765,14 @@ class ModelReviewer:
         tries = f"{requests} attempt{'s' if requests != 1 else ''}"
         if isinstance(exc, openai.APITimeoutError):
             return ServiceUnavailable(
-                f"model server at {url} unreachable: no answer within {self.timeout:g}s "
-                f"({tries}); {rerun}"
+                f"model server at {url} unreachable: no answer within {self.timeout:g}s ({tries}); {rerun}"
             )
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc.__context__
             while cause is not None and (cause.__cause__ or cause.__context__) is not None:
                 cause = cause.__cause__ or cause.__context__
             reason = self._scrub(str(cause or exc.message))[:200] or "connection failed"
-            return ServiceUnavailable(
-                f"model server at {url} unreachable: {reason} ({tries}); {rerun}"
-            )
+            return ServiceUnavailable(f"model server at {url} unreachable: {reason} ({tries}); {rerun}")
         if isinstance(exc, openai.AuthenticationError):
             return BadInput("the model server rejected the API key (401): check OPENAI_API_KEY")
         if isinstance(exc, openai.PermissionDeniedError):
@@ -701,8 +798,7 @@ class ModelReviewer:
                     f"({self._server_said(exc)}); {rerun}"
                 )
             return BadInput(
-                f"the model server at {url} refused the request (HTTP {status}): "
-                f"{self._server_said(exc)}"
+                f"the model server at {url} refused the request (HTTP {status}): {self._server_said(exc)}"
             )
         return BadInput(
             f"the server at {url} did not answer like an OpenAI-compatible API "

@@ -472,6 +472,21 @@ class GitHubSource:
             )
         return dict(sorted(files.items()))
 
+    # -- for the publisher ------------------------------------------------------------------
+
+    @property
+    def pull_request(self) -> PullRequest:
+        """The PullRequest read by ``resolve()``, on this source's client: the publisher writes
+        through it, and this client retries GET/HEAD only, so a POST is never repeated blindly."""
+        _ = self._target
+        assert self._pull_cache is not None
+        return self._pull_cache
+
+    def translate_error(self, exc: Exception) -> Exception:
+        """The BadInput / ServiceUnavailable for a PyGithub or requests failure, so that the
+        publisher maps errors exactly as the source does (``exc`` itself for anything else)."""
+        return self._translate(exc)
+
     def list_files(self) -> list[ChangedFile]:
         """Every listed file, sorted by path (stable whatever order GitHub pages them in)."""
         return list(self._files.values())

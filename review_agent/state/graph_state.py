@@ -19,6 +19,7 @@ class ReviewState(TypedDict, total=False):
     target: dict[str, Any]  # display, kind, head_sha, base_sha, title, author, repo_slug, number
     user: str | None
     preferences: dict[str, Any]  # environmental knowledge, loaded once per thread
+    notes: list[str]  # what the user should know about this review (ignored config, truncation)
     plan: list[dict[str, Any]]  # PlannedFile dumps, in review order; written once
     skipped: list[dict[str, Any]]  # Skipped dumps; written once
     files_total: int

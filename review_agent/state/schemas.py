@@ -52,6 +52,8 @@ class FileReview(BaseModel):
     reviewer: str = ""
     blob_sha: str | None = None
     reused: bool = False
+    suppressed: int = 0  # findings dropped because a learning (a dismissed finding) covers them
+    learnings_used: int = 0
 
 
 class Skipped(BaseModel):

@@ -69,7 +69,9 @@ def _tokens(text: str) -> list[str]:
 
 class HashingEmbeddings(Embeddings):
     name = f"local-hashing-{LOCAL_DIMS}"
-    dims = LOCAL_DIMS
+
+    def __init__(self, dims: int = LOCAL_DIMS) -> None:
+        self.dims = dims
 
     def _embed(self, text: str) -> list[float]:
         vec = [0.0] * self.dims

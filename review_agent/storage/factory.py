@@ -13,6 +13,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from langchain_core.embeddings import Embeddings
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.store.base import BaseStore
@@ -20,6 +21,8 @@ from langgraph.store.sqlite import SqliteStore
 
 from review_agent.config import Settings, redact_url
 from review_agent.errors import BadInput, ServiceUnavailable
+from review_agent.storage.embeddings import HashingEmbeddings
+from review_agent.storage.memory import Learnings
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,50 @@ class Storage:
     checkpointer: BaseCheckpointSaver
     store: BaseStore
     backend: str  # human-readable: "sqlite (PATH)", "postgres", "postgres + redis"
+    embeddings: Embeddings | None = None
+    vector_index: bool = False  # the store embeds and searches itself (pgvector)
+
+    def learnings(self) -> Learnings:
+        return Learnings(self.store, self.embeddings or HashingEmbeddings(), vector_index=self.vector_index)
+
+
+META_NS = ("review-agent", "meta")
+
+
+def choose_embeddings(settings: Settings) -> tuple[Embeddings, str, int]:
+    """(embeddings, name, dimension). OpenAI's when a model server is configured (and not
+    turned off with REVIEW_AGENT_EMBEDDINGS=local), else the local hashing embedding."""
+    mode = settings.embeddings
+    if mode == "openai" or (mode == "auto" and settings.model_configured):
+        from langchain_openai import OpenAIEmbeddings
+
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
+        emb = OpenAIEmbeddings(
+            model=settings.embedding_model,
+            dimensions=settings.embedding_dims,
+            api_key=key,  # type: ignore[arg-type]
+            base_url=settings.openai_base_url,
+            check_embedding_ctx_length=False,
+            max_retries=settings.model_max_retries,
+            timeout=settings.model_timeout,
+        )
+        return emb, f"openai:{settings.embedding_model}", settings.embedding_dims
+    local = HashingEmbeddings()
+    return local, local.name, local.dims
+
+
+def _check_embedding_record(store: BaseStore, name: str, dims: int) -> None:
+    """A database's memory is indexed with one embedding, for ever: refuse to mix two."""
+    item = store.get(META_NS, "embeddings")
+    if item is None:
+        store.put(META_NS, "embeddings", {"name": name, "dims": dims}, index=False)
+        return
+    if item.value.get("name") != name or item.value.get("dims") != dims:
+        raise BadInput(
+            f"this database's memory is indexed with {item.value.get('name')} "
+            f"({item.value.get('dims')} dimensions), not {name} ({dims}): set "
+            "REVIEW_AGENT_EMBEDDINGS / REVIEW_AGENT_EMBEDDING_MODEL to match, or use another database"
+        )
 
 
 def _open_sqlite(path: Path) -> sqlite3.Connection:
@@ -57,9 +104,32 @@ def _open_postgres(url: str):  # -> psycopg.Connection
         ) from exc
 
 
+def _setup_pg_store(store: BaseStore) -> None:
+    import psycopg
+
+    try:
+        store.setup()  # type: ignore[attr-defined]
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ServiceUnavailable(
+            "the database role may not create the `vector` extension: run `CREATE EXTENSION vector;` "
+            "once as a superuser (or use a pgvector image), then `review-agent db init`"
+        ) from exc
+    except psycopg.errors.FeatureNotSupported as exc:
+        raise ServiceUnavailable(
+            f"pgvector is not installed on this PostgreSQL server ({exc}); install it or use "
+            "the pgvector/pgvector image"
+        ) from exc
+    except psycopg.errors.UndefinedFile as exc:
+        raise ServiceUnavailable(
+            "pgvector is not installed on this PostgreSQL server: install the `vector` extension "
+            "(e.g. the postgresql-NN-pgvector package or the pgvector/pgvector image)"
+        ) from exc
+
+
 @contextmanager
 def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]:
     """Open the checkpointer and store the settings ask for; close them on exit."""
+    embeddings, emb_name, dims = choose_embeddings(settings)
     with ExitStack() as stack:
         url = settings.database_url
         if not url:
@@ -74,6 +144,7 @@ def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]
                 checkpointer.setup()
                 store.setup()
             backend = f"sqlite ({path})"
+            vector_index = False
         elif url.startswith(("postgres://", "postgresql://")):
             from langgraph.checkpoint.postgres import PostgresSaver
             from langgraph.store.postgres import PostgresStore
@@ -83,11 +154,15 @@ def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]
             store_conn = _open_postgres(url)
             stack.callback(store_conn.close)
             checkpointer = PostgresSaver(saver_conn)
-            store = PostgresStore(store_conn)
+            store = PostgresStore(
+                store_conn,
+                index={"dims": dims, "embed": embeddings, "fields": ["text"]},  # type: ignore[typeddict-item]
+            )
             if setup:
                 checkpointer.setup()
-                store.setup()
+                _setup_pg_store(store)
             backend = "postgres"
+            vector_index = True
         else:
             raise BadInput(
                 f"DATABASE_URL {redact_url(url)!r} is not supported: use postgresql://… or leave it "
@@ -100,4 +175,12 @@ def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]
                 checkpointer, settings.redis_url, ttl_seconds=settings.redis_ttl_seconds
             )
             backend += " + redis"
-        yield Storage(checkpointer=checkpointer, store=store, backend=backend)
+        if setup:
+            _check_embedding_record(store, emb_name, dims)
+        yield Storage(
+            checkpointer=checkpointer,
+            store=store,
+            backend=backend,
+            embeddings=embeddings,
+            vector_index=vector_index,
+        )

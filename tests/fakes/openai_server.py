@@ -221,6 +221,9 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         route = self.path.split("?", 1)[0].rstrip("/")
         raw = self._read_body()
+        if route == "/v1/embeddings":
+            self._embeddings(raw)
+            return
         if route != "/v1/chat/completions":
             self._error(404, f"Unknown route {route}", code="not_found")
             return
@@ -256,6 +259,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._scripted_error(behaviour)
             return
         self._answer(body, path, messages, behaviour)
+
+    def _embeddings(self, raw: bytes) -> None:
+        """Deterministic embeddings (the project's local hashing embedding at the asked size),
+        so that semantic search over learnings behaves the same through the OpenAI client."""
+        from review_agent.storage.embeddings import HashingEmbeddings
+
+        if not self._authorised():
+            return
+        body = json.loads(raw or b"{}")
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        emb = HashingEmbeddings(int(body.get("dimensions") or 1536))
+        self.server.fake.embedding_calls += 1
+        data = [
+            {"object": "embedding", "index": i, "embedding": emb.embed_query(str(t))}
+            for i, t in enumerate(texts)
+        ]
+        tokens = sum(_tokens(str(t)) for t in texts)
+        self._send_json(
+            200,
+            {
+                "object": "list", "data": data, "model": body.get("model"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
 
     # -- answers ---------------------------------------------------------------------------
     def _authorised(self) -> bool:
@@ -366,6 +394,7 @@ class FakeOpenAI:
     ) -> None:
         self.port = port
         self.delay = delay  # seconds before every answer; read per request, so settable live
+        self.embedding_calls = 0  # requests to /v1/embeddings (not counted as model calls)
         self.require_api_key = require_api_key
         self.models: frozenset[str] | None = frozenset(models) if models is not None else None
         self._lock = threading.Lock()

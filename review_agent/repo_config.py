@@ -1,0 +1,56 @@
+"""Repository-level rules: ``.review-agent.toml`` at the head commit of the change.
+
+    # .review-agent.toml
+    include = ["src/**"]            # review only these paths (globs)
+    exclude = ["docs/*", "*.snap"]  # never these
+    max_files = 200                 # review at most this many files (the rest are skipped, said)
+    severity_threshold = "warning"  # drop findings below this
+    disabled_checks = ["todo"]      # built-in reviewer checks to turn off
+    instructions = "We prefer early returns."
+    model = "gpt-4o"                # the model for this repository (a --model flag still wins)
+
+The file is read from the change itself, so it is data from the pull request author: it can
+narrow or tune the review, never post, approve, or reach anything outside the review. A file
+with wrong types is reported in the review's notes and ignored, never a crash.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+FILENAME = ".review-agent.toml"
+
+
+class RepoConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    max_files: int | None = Field(default=None, ge=1)
+    severity_threshold: Literal["info", "warning", "error"] | None = None
+    disabled_checks: list[str] = Field(default_factory=list)
+    instructions: str | None = Field(default=None, max_length=4000)
+    model: str | None = None
+
+    def as_preferences(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, exclude_defaults=True)
+
+
+def parse_repo_config(text: str | None) -> tuple[RepoConfig, str | None]:
+    """The configuration, and a one-line problem to report when the file is not usable."""
+    if not text:
+        return RepoConfig(), None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return RepoConfig(), f"{FILENAME} ignored: not valid TOML ({exc})"
+    try:
+        return RepoConfig.model_validate(data), None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        return RepoConfig(), f"{FILENAME} ignored: {problems}"
