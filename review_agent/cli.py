@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -19,6 +21,9 @@ from review_agent.config import Settings
 from review_agent.console import make_listener, stderr_console
 from review_agent.errors import Interrupted, ReviewAgentError
 from review_agent.publish.report import render
+
+if TYPE_CHECKING:
+    from review_agent.memory_admin import Memory
 
 app = typer.Typer(
     name="review-agent",
@@ -286,25 +291,20 @@ def history(
             typer.echo(f"            {f.path}: {len(f.comments)} comment(s); {first}")
 
 
-UserOpt = Annotated[str, typer.Option("--user", help="The user whose preferences these are.")]
+UserOpt = Annotated[str, typer.Option("--user", help="The user whose memory this is.")]
 
 
-def _prefs():  # type: ignore[no-untyped-def]
-    from review_agent.storage.factory import open_storage
-    from review_agent.storage.preferences import Preferences
+@contextlib.contextmanager
+def _memory() -> Iterator[Memory]:
+    from review_agent.memory_admin import open_memory
 
     settings = _settings()
-
-    class _Ctx:
-        def __enter__(self):  # type: ignore[no-untyped-def]
-            self.cm = open_storage(settings)
-            storage = _run(self.cm.__enter__)
-            return Preferences(storage.store)
-
-        def __exit__(self, *exc):  # type: ignore[no-untyped-def]
-            return self.cm.__exit__(*exc)
-
-    return _Ctx()
+    cm = open_memory(settings)
+    memory = _run(cm.__enter__)
+    try:
+        yield memory
+    finally:
+        cm.__exit__(None, None, None)
 
 
 def _parse_value(value: str) -> object:
@@ -314,6 +314,12 @@ def _parse_value(value: str) -> object:
         return value
 
 
+def _scope(user: str | None, repo: str | None) -> tuple[str, str]:
+    if bool(user) == bool(repo):
+        _fail("name exactly one of --user LOGIN or --repo OWNER/REPO", 2)
+    return ("user", user) if user else ("repo", repo)  # type: ignore[return-value]
+
+
 @prefs_app.command("set")
 def prefs_set(
     key: str,
@@ -321,16 +327,16 @@ def prefs_set(
     user: UserOpt,
 ) -> None:
     """Set one preference, e.g. `prefs set style "prefer early returns" --user alice`."""
-    with _prefs() as p:
-        p.set(user, key, _parse_value(value))
+    with _memory() as m:
+        m.preferences.set(user, key, _parse_value(value))
     typer.echo(f"{user}: {key} set")
 
 
 @prefs_app.command("get")
 def prefs_get(key: str, user: UserOpt) -> None:
     """Print one preference."""
-    with _prefs() as p:
-        value = p.get(user, key)
+    with _memory() as m:
+        value = m.preferences.get(user, key)
     if value is None:
         _fail(f"{user} has no preference {key!r}", 2)
     typer.echo(value if isinstance(value, str) else json.dumps(value))
@@ -338,24 +344,80 @@ def prefs_get(key: str, user: UserOpt) -> None:
 
 @prefs_app.command("list")
 def prefs_list(user: UserOpt) -> None:
-    """List a user's preferences."""
-    with _prefs() as p:
-        values = p.all(user)
-    if not values:
+    """List a user's preferences and learnings."""
+    with _memory() as m:
+        values = m.preferences.all(user)
+        learned = m.learnings.list(("user", user))
+    if not values and not learned:
         typer.echo(f"{user} has no preferences")
     for k, v in values.items():
         typer.echo(f"{k} = {v if isinstance(v, str) else json.dumps(v)}")
+    for lr in learned:
+        typer.echo(f"learning {lr.key}: {lr.text}")
 
 
 @prefs_app.command("forget")
 def prefs_forget(
     user: UserOpt,
-    key: Annotated[str | None, typer.Argument(help="One key; all of the user's if omitted.")] = None,
+    key: Annotated[
+        str | None, typer.Argument(help="One key (or learning id); all of the user's if omitted.")
+    ] = None,
 ) -> None:
-    """Delete one preference, or all of a user's."""
-    with _prefs() as p:
-        n = p.forget(user, key)
-    typer.echo(f"{user}: {n} preference(s) deleted")
+    """Delete one preference or learning, or all of a user's memory."""
+    with _memory() as m:
+        n = m.preferences.forget(user, key) + m.learnings.forget(("user", user), key)
+    typer.echo(f"{user}: {n} item(s) deleted")
+
+
+@prefs_app.command("export")
+def prefs_export(
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    repo: Annotated[str | None, typer.Option("--repo")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every user's and repository's memory.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Export memory as JSON (to move it to another backend with `prefs import`)."""
+    from review_agent.memory_admin import export_memory, known_scopes
+
+    with _memory() as m:
+        scopes = known_scopes(m) if everything else [_scope(user, repo)]
+        text = json.dumps(export_memory(m, scopes), indent=2, ensure_ascii=False)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+    else:
+        typer.echo(text)
+
+
+@prefs_app.command("import")
+def prefs_import(path: Annotated[Path, typer.Argument(help="A file written by `prefs export`.")]) -> None:
+    """Import memory exported by `prefs export` (idempotent)."""
+    from review_agent.memory_admin import import_memory
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {path}: {exc}", 2)
+    with _memory() as m:
+        n_prefs, n_learn = _run(import_memory, m, data)
+    typer.echo(f"imported {n_prefs} preference(s) and {n_learn} learning(s)")
+
+
+@app.command()
+def learn(
+    text: Annotated[
+        str, typer.Argument(help='A short rule, e.g. "don\'t flag missing docstrings in tests".')
+    ],
+    user: Annotated[str | None, typer.Option("--user", help="Whose rule this is.")] = None,
+    repo: Annotated[str | None, typer.Option("--repo", help="A repository's rule (OWNER/REPO).")] = None,
+) -> None:
+    """Teach the reviewer a rule; it is recalled for related files in later reviews."""
+    scope = _scope(user, repo)
+    with _memory() as m:
+        try:
+            lr = m.learnings.add(scope, text, {"by": user or "cli", "via": "review-agent learn"})
+        except ValueError as exc:
+            _fail(str(exc), 2)
+    typer.echo(f"learned ({scope[0]} {scope[1]}): {lr.text}  [id {lr.key}]")
 
 
 @db_app.command("init")
@@ -371,6 +433,22 @@ def db_init() -> None:
 
     backend = _run(_init)
     typer.echo(f"database ready: {backend}")
+
+
+@db_app.command("prune")
+def db_prune() -> None:
+    """Keep only the latest checkpoint of every review (reviews themselves are kept)."""
+    from review_agent.storage.factory import open_storage
+    from review_agent.storage.retention import prune_to_latest
+
+    settings = _settings()
+
+    def _prune():  # type: ignore[no-untyped-def]
+        with open_storage(settings) as storage:
+            return prune_to_latest(storage.checkpointer)
+
+    r = _run(_prune)
+    typer.echo(f"pruned {r.threads} review(s): {r.checkpoints_before} checkpoints -> {r.checkpoints_after}")
 
 
 @app.command(hidden=True)

@@ -73,3 +73,16 @@ def model_env(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> dict[
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Storage settings for each backend: the SQLite default, and a fresh Postgres database."""
+    env = {"REVIEW_AGENT_HOME": str(tmp_path / "home")}
+    if request.param == "sqlite":
+        yield env
+        return
+    from tests.pg import temp_database
+
+    with temp_database("ra_mem") as url:
+        yield {**env, "DATABASE_URL": url}

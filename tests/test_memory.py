@@ -1,0 +1,161 @@
+"""The third layer of state: a user's preferences and learnings, across processes and reviews,
+on the SQLite default and on Postgres + pgvector (issue 5)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.crash import run_cli
+from tests.fakes.openai_server import FakeOpenAI
+from tests.gitrepo import git, make_repo
+
+
+def _system_prompts(fake: FakeOpenAI, path: str) -> list[str]:
+    out = []
+    for call in fake.calls:
+        if call.path == path:
+            out += [m["content"] for m in call.messages if m.get("role") == "system"]
+    return out
+
+
+def _prompt_text(fake: FakeOpenAI, path: str) -> str:
+    return "\n".join(str(m.get("content")) for c in fake.calls if c.path == path for m in c.messages)
+
+
+def test_preferences_set_in_one_process_reach_the_prompt_of_another(
+    tmp_path: Path, fake_openai: FakeOpenAI, model_env: dict[str, str], backend_env: dict[str, str]
+) -> None:
+    env = {**model_env, **backend_env}
+    repo = make_repo(tmp_path, files=2)
+    r = run_cli(["prefs", "set", "style", "we prefer early returns", "--user", "alice"], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run_cli(["prefs", "set", "tone", "terse, no praise", "--user", "bob"], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run_cli(["prefs", "get", "style", "--user", "alice"], env, tmp_path)
+    assert r.stdout.strip() == "we prefer early returns"
+
+    r = run_cli(["review", str(repo), "--base", "main", "--user", "alice", "-f", "json"], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["user"] == "alice" and report["preferences"]["style"] == "we prefer early returns"
+    prompts = _system_prompts(fake_openai, "mod00.py")
+    assert prompts and all("we prefer early returns" in p for p in prompts)
+    assert not any("terse, no praise" in p for p in prompts)  # bob's never reach alice's review
+
+    # bob's review: his preference, never alice's
+    fake_openai.reset()
+    r = run_cli(
+        ["review", str(repo), "--base", "main", "--user", "bob", "--fresh", "-f", "json"], env, tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    prompts = _system_prompts(fake_openai, "mod01.py")
+    assert prompts and all("terse, no praise" in p for p in prompts)
+    assert not any("early returns" in p for p in prompts)
+
+
+def test_learnings_are_recalled_for_related_files_only(
+    tmp_path: Path, fake_openai: FakeOpenAI, model_env: dict[str, str], backend_env: dict[str, str]
+) -> None:
+    env = {**model_env, **backend_env}
+    repo = make_repo(
+        tmp_path,
+        files=1,
+        extra={"api/handlers.py": "def handle(request):\n    assert request.user, 'login'\n"},
+    )
+    rule = "Never use assert for input validation in API request handlers"
+    r = run_cli(["learn", rule, "--user", "carol"], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "learned" in r.stdout
+    r = run_cli(["review", str(repo), "--base", "main", "--user", "carol", "-f", "json"], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert rule in _prompt_text(fake_openai, "api/handlers.py")
+    assert rule not in _prompt_text(fake_openai, "mod00.py")
+    listed = run_cli(["prefs", "list", "--user", "carol"], env, tmp_path)
+    assert rule in listed.stdout
+    # another user does not get carol's learning
+    fake_openai.reset()
+    r = run_cli(["review", str(repo), "--base", "main", "--user", "dave", "--fresh"], env, tmp_path)
+    assert r.returncode == 0 and rule not in _prompt_text(fake_openai, "api/handlers.py")
+
+
+def test_forget_leaves_nothing_behind(tmp_path: Path, backend_env: dict[str, str]) -> None:
+    env = backend_env
+    assert run_cli(["prefs", "set", "k", "v", "--user", "erin"], env, tmp_path).returncode == 0
+    assert run_cli(["learn", "prefer pathlib over os.path", "--user", "erin"], env, tmp_path).returncode == 0
+    r = run_cli(["prefs", "forget", "--user", "erin"], env, tmp_path)
+    assert r.returncode == 0 and "2 item(s) deleted" in r.stdout, r.stdout + r.stderr
+    assert "no preferences" in run_cli(["prefs", "list", "--user", "erin"], env, tmp_path).stdout
+    if "DATABASE_URL" in env:
+        with psycopg.connect(env["DATABASE_URL"]) as conn:
+            rows = conn.execute("SELECT count(*) FROM store WHERE prefix LIKE 'user.erin%'").fetchone()
+            vecs = conn.execute(
+                "SELECT count(*) FROM store_vectors WHERE prefix LIKE 'user.erin%'"
+            ).fetchone()
+        assert rows == (0,) and vecs == (0,)
+    else:
+        import sqlite3
+
+        db = Path(env["REVIEW_AGENT_HOME"]) / "review-agent.sqlite"
+        rows = sqlite3.connect(db).execute("SELECT count(*) FROM store WHERE prefix LIKE 'user.erin%'")
+        assert rows.fetchone() == (0,)
+
+
+def test_export_from_sqlite_import_into_postgres(tmp_path: Path) -> None:
+    from tests.pg import temp_database
+
+    sqlite_env = {"REVIEW_AGENT_HOME": str(tmp_path / "home")}
+    assert (
+        run_cli(["prefs", "set", "style", "early returns", "--user", "fay"], sqlite_env, tmp_path).returncode
+        == 0
+    )
+    assert (
+        run_cli(["learn", "no print in library code", "--user", "fay"], sqlite_env, tmp_path).returncode == 0
+    )
+    out = tmp_path / "mem.json"
+    r = run_cli(["prefs", "export", "--user", "fay", "-o", str(out)], sqlite_env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert data["learnings"][0]["text"] == "no print in library code"
+    r = run_cli(["prefs", "export"], sqlite_env, tmp_path)
+    assert r.returncode == 2  # a scope must be named
+    with temp_database("ra_imp") as url:
+        pg_env = {**sqlite_env, "DATABASE_URL": url}
+        r = run_cli(["prefs", "import", str(out)], pg_env, tmp_path)
+        assert r.returncode == 0 and "1 preference(s) and 1 learning(s)" in r.stdout, r.stderr
+        listed = run_cli(["prefs", "list", "--user", "fay"], pg_env, tmp_path).stdout
+        assert "style = early returns" in listed and "no print in library code" in listed
+
+
+def test_repo_config_filters_paths_and_bad_config_is_reported(tmp_path: Path, home: Path) -> None:
+    from typer.testing import CliRunner
+
+    from review_agent.cli import app
+
+    repo = make_repo(tmp_path, files=3, extra={"docs/x.py": "print(1)\n"})
+    (repo / ".review-agent.toml").write_text('exclude = ["docs/*"]\ndisabled_checks = ["debug"]\n')
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "config")
+    res = CliRunner().invoke(app, ["review", str(repo), "--base", "main", "-f", "json"])
+    assert res.exit_code == 0, res.stderr
+    data = json.loads(res.stdout)
+    reasons = {s["path"]: s["reason"] for s in data["skipped"]}
+    assert reasons["docs/x.py"] == "excluded by the configured paths"
+    # the built-in reviewer honours the disabled check: no debug findings on print()
+    assert all("debug" not in c["body"] for f in data["files"] for c in f["comments"])
+
+    (repo / ".review-agent.toml").write_text('max_files = "many"\nexclude = 3\n')
+    git(repo, "commit", "-q", "-am", "bad config")
+    res = CliRunner().invoke(app, ["review", str(repo), "--base", "main", "-f", "json"])
+    assert res.exit_code == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert any(".review-agent.toml ignored" in n and "max_files" in n for n in data["notes"])
+
+
+@pytest.mark.parametrize("bad", ["", "   "])
+def test_learn_rejects_empty_rules(tmp_path: Path, home: Path, bad: str) -> None:
+    r = run_cli(["learn", bad, "--user", "x"], {"REVIEW_AGENT_HOME": str(home)}, tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
