@@ -23,7 +23,7 @@ from langgraph.store.base import BaseStore
 from review_agent.config import Settings
 from review_agent.errors import BadInput, Interrupted, ReviewAgentError
 from review_agent.graph import GraphPorts, build_graph
-from review_agent.graph.build import PreferenceLoader
+from review_agent.graph.build import PreferenceLoader, is_posted
 from review_agent.publish.report import ReviewReport
 from review_agent.repo_config import FILENAME as REPO_CONFIG_FILE
 from review_agent.repo_config import RepoConfig, parse_repo_config
@@ -176,6 +176,29 @@ def preference_loader(repo_config: RepoConfig, problem: str | None) -> Preferenc
     return load
 
 
+def learn_from_dismissals(
+    source: Source, learnings: Learnings, target: ResolvedTarget, listener: ProgressListener
+) -> int:
+    """Findings people dismissed on this PR (👎 or a "dismiss" reply) become repository learnings
+    before a new review of it starts. Feedback helps; it never stops a review."""
+    from review_agent.publish.feedback import dismissed_findings
+
+    try:
+        dismissals = dismissed_findings(source)  # type: ignore[arg-type]
+    except Exception as exc:
+        log.warning("could not read feedback on earlier comments: %s", str(exc).splitlines()[0])
+        return 0
+    for d in dismissals:
+        learnings.add(
+            ("repo", target.repo_slug or ""),
+            f"Dismissed on {d.path}, do not report again: {d.finding[:300]}",
+            {"by": d.by, "pr": target.display, "path": d.path, "via": d.how, "dismissed_finding": d.finding},
+        )
+    if dismissals:
+        listener.info(f"learned from {len(dismissals)} dismissed finding(s) on this pull request")
+    return len(dismissals)
+
+
 def learning_scopes(user: str | None, target: ResolvedTarget) -> list[tuple[str, str]]:
     scopes: list[tuple[str, str]] = []
     if user:
@@ -195,14 +218,17 @@ def recaller(
         # Memory helps a review; it must never stop one. A failing embedding server costs the
         # learnings of this run (with one warning), not the review.
         try:
-            found = learnings.search(scopes, query) if has_any else []
+            found = learnings.search(scopes, query, limit=10) if has_any else []
         except Exception as exc:
             if not warned:
                 warned.append(True)
                 log.warning("learnings unavailable for this review: %s", str(exc).splitlines()[0])
             return [], []
-        rules = [lr.text for lr in found]
-        dismissed = [lr.dismissed_finding for lr in found if lr.dismissed_finding]
+        # A dismissal says "not this, here": it applies to the file it was made on. Broader
+        # rules are taught with `review-agent learn`.
+        here = [lr for lr in found if not lr.dismissed_finding or lr.origin.get("path") == path]
+        rules = [lr.text for lr in here]
+        dismissed = [lr.dismissed_finding for lr in here if lr.dismissed_finding]
         return rules, dismissed
 
     return recall
@@ -246,6 +272,9 @@ def run_review(
             stop=options.stop,
         )
         scopes = learning_scopes(user, resolved)
+        new_thread = storage.checkpointer.get_tuple(_config(thread_id, 0)) is None
+        if resolved.kind == "github" and new_thread:
+            learn_from_dismissals(source, storage.learnings(), resolved, listener)
         if scopes:
             learnings = storage.learnings()
             ports.recall = recaller(learnings, scopes)
@@ -270,7 +299,8 @@ def run_review(
 
             def publish(values: dict[str, Any]) -> dict[str, Any]:
                 result = publisher.publish(report_of(values), event=options.review_event)
-                return result.model_dump(mode="json") if hasattr(result, "model_dump") else dict(vars(result))
+                listener.info(result.message)
+                return result.model_dump(mode="json")
 
             ports.publish = publish
         graph = build_graph(ports, storage.checkpointer, storage.store)
@@ -282,7 +312,7 @@ def run_review(
         if values.get("finished"):
             total = values.get("files_total", 0)
             listener.info(f"Already reviewed: {total}/{total} files done (use --fresh to start over)")
-            if ports.publish is not None and not values.get("posted"):
+            if ports.publish is not None and not is_posted(values.get("posted")):
                 posted = ports.publish(dict(values))
                 graph.update_state(config, {"posted": posted}, as_node="publish")
                 values = graph.get_state(config).values

@@ -76,6 +76,11 @@ def reuse_key(path: str, blob_sha: str | None, patch: str, reviewer: Reviewer, p
     )
 
 
+def is_posted(posted: dict[str, Any] | None) -> bool:
+    """Posted for good: a read-only attempt (a fork PR's token) is tried again by a later run."""
+    return bool(posted) and not posted.get("read_only")  # type: ignore[union-attr]
+
+
 def _target_summary(t: ResolvedTarget) -> dict[str, Any]:
     return {
         "kind": t.kind,
@@ -166,49 +171,48 @@ def build_graph(
         if ports.recall is not None:
             query = path + "\n" + "\n".join(parsed.added.values())
             rules, dismissed = ports.recall(path, query[:4000])
+        # the reuse key holds what shapes the model's answer; dismissals only filter it, below
         key = reuse_key(
             path,
             changed.blob_sha,
             changed.patch,
             ports.reviewer,
-            {"preferences": task["preferences"], "learnings": rules, "dismissed": dismissed},
+            {"preferences": task["preferences"], "learnings": rules},
         )
-        cached = results.get_cached(key)
-        if cached is not None:
-            review = cached.model_copy(update={"reused": True, "model_calls": 0})
-            results.put(ports.thread_id, review)
-            writer({"file_done": path, "comments": len(review.comments), "reused": True})
-            return {"model_calls": 0}
-        content = ports.source.get_content(path)
-        outcome = ports.reviewer.review(
-            ReviewRequest(
-                path=path,
-                patch=parsed,
-                content=content,
-                preferences=task["preferences"],
-                learnings=tuple(rules),
+        raw = results.get_cached(key)
+        if raw is None:
+            content = ports.source.get_content(path)
+            outcome = ports.reviewer.review(
+                ReviewRequest(
+                    path=path,
+                    patch=parsed,
+                    content=content,
+                    preferences=task["preferences"],
+                    learnings=tuple(rules),
+                )
             )
-        )
-        kept = outcome.comments
+            anchored, stray = split_anchored(outcome.comments, parsed)
+            raw = FileReview(
+                path=path,
+                summary=fold_into_summary(outcome.summary, stray),
+                comments=anchored,
+                model_calls=outcome.model_calls,
+                usage=outcome.usage,
+                reviewer=ports.reviewer.name,
+                blob_sha=changed.blob_sha,
+                learnings_used=len(rules),
+            )
+            results.put_cached(key, raw)
+        else:
+            raw = raw.model_copy(update={"reused": True, "model_calls": 0})
+        review = raw
         if dismissed and ports.similarity is not None:
             sim = ports.similarity
-            kept = [c for c in kept if all(sim(c.body, d) < ports.suppress_score for d in dismissed)]
-        anchored, stray = split_anchored(kept, parsed)
-        review = FileReview(
-            path=path,
-            summary=fold_into_summary(outcome.summary, stray),
-            comments=anchored,
-            model_calls=outcome.model_calls,
-            usage=outcome.usage,
-            reviewer=ports.reviewer.name,
-            blob_sha=changed.blob_sha,
-            suppressed=len(outcome.comments) - len(kept),
-            learnings_used=len(rules),
-        )
+            kept = [c for c in raw.comments if all(sim(c.body, d) < ports.suppress_score for d in dismissed)]
+            review = raw.model_copy(update={"comments": kept, "suppressed": len(raw.comments) - len(kept)})
         results.put(ports.thread_id, review)
-        results.put_cached(key, review)
-        writer({"file_done": path, "comments": len(review.comments), "reused": False})
-        return {"model_calls": outcome.model_calls}
+        writer({"file_done": path, "comments": len(review.comments), "reused": review.reused})
+        return {"model_calls": review.model_calls}
 
     def collect(state: ReviewState) -> dict[str, Any]:
         batch = state.get("batch") or []
@@ -221,7 +225,7 @@ def build_graph(
 
     def publish(state: ReviewState) -> dict[str, Any]:
         # Safe to run again after a crash: the publisher skips what is already on the PR.
-        if ports.publish is None or state.get("posted"):
+        if ports.publish is None or is_posted(state.get("posted")):
             return {}
         return {"posted": ports.publish(dict(state))}
 

@@ -21,6 +21,7 @@ from langchain_core.embeddings import Embeddings
 
 LOCAL_DIMS = 256
 _WORD = re.compile(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])|\d+")
+# Words too common in English or in code to say what a rule or a file is about.
 _STOP = frozenset(
     {
         "a",
@@ -51,6 +52,24 @@ _STOP = frozenset(
         "to",
         "we",
         "with",
+        "src",
+        "lib",
+        "py",
+        "js",
+        "ts",
+        "def",
+        "return",
+        "self",
+        "import",
+        "class",
+        "const",
+        "let",
+        "var",
+        "function",
+        "true",
+        "false",
+        "none",
+        "null",
     }
 )
 
