@@ -1,0 +1,81 @@
+"""Throwaway Postgres databases for tests, on the machine's real server (DESIGN.md §7).
+
+Each test that needs Postgres gets a database of its own, created empty and dropped afterwards
+(with FORCE, so a connection a failing test left open cannot keep it alive), so tests never see
+each other's rows and can run in any order.
+
+    with temp_database() as url:
+        with psycopg.connect(url, **SAVER_CONN_KWARGS) as conn:
+            saver = PostgresSaver(conn)
+            saver.setup()
+
+The server is `REVIEW_AGENT_TEST_POSTGRES_URL` (default: trust auth as ``postgres`` on
+127.0.0.1:5432, database ``test``); the new databases live on the same server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+ADMIN_URL = os.environ.get("REVIEW_AGENT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+SAVER_CONN_KWARGS: dict[str, Any] = {
+    # What PostgresSaver / AsyncPostgresSaver need (DESIGN.md §9): without autocommit nothing is
+    # committed, silently; prepared statements break under pgbouncer-style reuse; rows as dicts.
+    "autocommit": True,
+    "prepare_threshold": 0,
+    "row_factory": dict_row,
+}
+
+
+def _new_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def database_url(name: str, admin_url: str = ADMIN_URL) -> str:
+    """The admin URL pointing at database `name` instead."""
+    parts = urlsplit(admin_url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _create(name: str) -> sql.Composed:
+    return sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+
+
+def _drop(name: str) -> sql.Composed:
+    return sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+
+
+@contextmanager
+def temp_database(prefix: str = "ra_test") -> Iterator[str]:
+    """Create an empty database, yield its URL, drop it on exit (even if the test failed)."""
+    name = _new_name(prefix)
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(_create(name))
+    try:
+        yield database_url(name)
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(_drop(name))
+
+
+@asynccontextmanager
+async def async_temp_database(prefix: str = "ra_test") -> AsyncIterator[str]:
+    """Async twin of `temp_database`, for tests that run on an event loop."""
+    name = _new_name(prefix)
+    async with await psycopg.AsyncConnection.connect(ADMIN_URL, autocommit=True) as conn:
+        await conn.execute(_create(name))
+    try:
+        yield database_url(name)
+    finally:
+        async with await psycopg.AsyncConnection.connect(ADMIN_URL, autocommit=True) as conn:
+            await conn.execute(_drop(name))

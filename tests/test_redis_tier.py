@@ -1,0 +1,1022 @@
+"""The Redis hot tier against real Redis, Postgres and SQLite (DESIGN.md §4, §7).
+
+The published conformance suite (langgraph-checkpoint-conformance) runs against RedisTierSaver
+over each durable saver and, as a control, against the plain async savers. The other tests check
+what the suite cannot see: that the answers come from Redis, equal the durable saver's, survive
+flushes, evictions, expiry, outages and restarts without ever going stale, and that a real graph
+resumes through the tier.
+
+Shared Redis keys live under a per-test prefix that is deleted afterwards; tests that must flush,
+stop or restart Redis start a private `redis-server` of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import operator
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypedDict, cast
+
+import aiosqlite
+import psycopg
+import pytest
+import redis
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    CheckpointMetadata,
+    CheckpointTuple,
+    empty_checkpoint,
+)
+from langgraph.checkpoint.base.id import uuid6
+from langgraph.checkpoint.conformance import checkpointer_test, validate
+from langgraph.checkpoint.conformance.report import CapabilityReport
+from langgraph.checkpoint.conformance.spec import (
+    test_copy_thread,
+    test_delete_for_runs,
+    test_delete_thread,
+    test_get_tuple,
+    test_list,
+    test_prune,
+    test_put,
+    test_put_writes,
+)
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.serde.types import ERROR, INTERRUPT
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+from review_agent.storage.redis_tier import RedisTierSaver
+from tests.pg import SAVER_CONN_KWARGS, async_temp_database, temp_database
+
+REDIS_URL = os.environ.get("REVIEW_AGENT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+LOGGER = "review_agent.storage.redis_tier"
+
+pytestmark = pytest.mark.redis
+
+# Every check of the suite, by capability: a run must pass all of them, not merely "no failure".
+SUITE_SIZE = {
+    "put": len(test_put.ALL_PUT_TESTS),
+    "put_writes": len(test_put_writes.ALL_PUT_WRITES_TESTS),
+    "get_tuple": len(test_get_tuple.ALL_GET_TUPLE_TESTS),
+    "list": len(test_list.ALL_LIST_TESTS),
+    "delete_thread": len(test_delete_thread.ALL_DELETE_THREAD_TESTS),
+    "delete_for_runs": len(test_delete_for_runs.ALL_DELETE_FOR_RUNS_TESTS),
+    "copy_thread": len(test_copy_thread.ALL_COPY_THREAD_TESTS),
+    "prune": len(test_prune.ALL_PRUNE_TESTS),
+}
+BASE = {"put", "put_writes", "get_tuple", "list", "delete_thread"}
+EXTENDED = {"delete_for_runs", "copy_thread", "prune"}
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures and helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _drop_prefix(client: redis.Redis, prefix: str) -> None:
+    keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def rclient() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def prefix(rclient: redis.Redis) -> Iterator[str]:
+    """A key prefix of this test's own on the shared Redis, removed afterwards."""
+    p = f"ra-test:{uuid.uuid4().hex[:10]}:"
+    yield p
+    _drop_prefix(rclient, p)
+
+
+def _sqlite(path: Path) -> SqliteSaver:
+    saver = SqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
+    saver.setup()
+    return saver
+
+
+@contextmanager
+def _postgres(url: str) -> Iterator[PostgresSaver]:
+    with psycopg.Connection.connect(url, **SAVER_CONN_KWARGS) as conn:
+        saver = PostgresSaver(conn)
+        saver.setup()
+        yield saver
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def durable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseCheckpointSaver]:
+    """A sync durable saver on a fresh SQLite file or a fresh Postgres database."""
+    if request.param == "sqlite":
+        lite = _sqlite(tmp_path / "checkpoints.sqlite")
+        yield lite
+        lite.conn.close()
+    else:
+        with temp_database() as url, _postgres(url) as pg:
+            yield pg
+
+
+def _config(thread_id: str, ns: str = "", checkpoint_id: str | None = None) -> RunnableConfig:
+    conf: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ns}
+    if checkpoint_id:
+        conf["checkpoint_id"] = checkpoint_id
+    return {"configurable": conf}
+
+
+class Writer:
+    """Builds checkpoints the way LangGraph does: fresh ids, the saver's own versions, parents."""
+
+    def __init__(self, saver: BaseCheckpointSaver, thread_id: str, ns: str = "") -> None:
+        self.saver = saver
+        self.thread_id = thread_id
+        self.ns = ns
+        self.values: dict[str, Any] = {}
+        self.versions: dict[str, Any] = {}
+        self.head: RunnableConfig | None = None
+
+    def put(
+        self,
+        changes: dict[str, Any],
+        *,
+        remove: tuple[str, ...] = (),
+        parent: RunnableConfig | None = None,
+        metadata: dict[str, Any] | None = None,
+        extra_configurable: dict[str, Any] | None = None,
+        checkpoint_id: str | None = None,
+    ) -> RunnableConfig:
+        new_versions = {}
+        for key, value in changes.items():
+            self.values[key] = value
+            self.versions[key] = self.saver.get_next_version(self.versions.get(key), None)
+            new_versions[key] = self.versions[key]
+        for key in remove:
+            self.values.pop(key, None)
+            self.versions.pop(key, None)
+        checkpoint = empty_checkpoint()
+        checkpoint["id"] = checkpoint_id or str(uuid6(clock_seq=-1))
+        checkpoint["channel_values"] = dict(self.values)
+        checkpoint["channel_versions"] = dict(self.versions)
+        checkpoint["versions_seen"] = {"node": dict(self.versions)}
+        checkpoint["updated_channels"] = sorted(changes)
+        parent = parent if parent is not None else self.head
+        config = _config(self.thread_id, self.ns)
+        if parent is not None:
+            config["configurable"]["checkpoint_id"] = parent["configurable"]["checkpoint_id"]
+        config["configurable"].update(extra_configurable or {})
+        md = cast(CheckpointMetadata, metadata or {"source": "loop", "step": 1, "parents": {}})
+        self.head = self.saver.put(config, checkpoint, md, new_versions)
+        return self.head
+
+
+def assert_same(saver: RedisTierSaver, config: RunnableConfig, *, hit: bool) -> CheckpointTuple:
+    """The tier's answer equals the durable saver's; `hit`: and it came from Redis."""
+    before = saver.stats.hits
+    got = saver.get_tuple(config)
+    want = saver.durable.get_tuple(config)
+    assert got == want
+    assert saver.stats.hits - before == (1 if hit else 0), saver.stats
+    assert got is not None
+    return got
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, to flush, stop, kill and restart without disturbing
+    anyone else's keys on the shared server."""
+
+    def __init__(self, directory: Path, *, password: str | None = None) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = _free_port()
+        self.password = password
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=2)
+
+    def start(self) -> None:
+        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        cmd += ["--save", "", "--appendonly", "no", "--dir", str(self.dir)]
+        if self.password:
+            cmd += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with self.client() as c:
+                    c.ping()
+                return
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("private redis-server did not start") from None
+                time.sleep(0.02)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[Callable[..., PrivateRedis]]:
+    servers: list[PrivateRedis] = []
+
+    def start(**kwargs: Any) -> PrivateRedis:
+        server = PrivateRedis(tmp_path / f"redis{len(servers)}", **kwargs)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        if server.proc is not None:
+            server.resume()
+        server.kill()
+
+
+# --------------------------------------------------------------------------------------------
+# The published conformance suite
+# --------------------------------------------------------------------------------------------
+
+
+def _supported_extended(durable_cls: type) -> set[str]:
+    """Extended capabilities the durable saver implements in sync or async form.
+
+    The tier delegates them (in a worker thread when only the sync form exists), so it supports
+    exactly these; the others raise NotImplementedError from the durable saver, as they would
+    without the tier, and are skipped.
+    """
+    return {
+        cap
+        for cap in EXTENDED
+        if getattr(durable_cls, cap) is not getattr(BaseCheckpointSaver, cap)
+        or getattr(durable_cls, "a" + cap) is not getattr(BaseCheckpointSaver, "a" + cap)
+    }
+
+
+def _assert_conformance(report: CapabilityReport, expected: set[str]) -> None:
+    report.print_report()
+    failures = {name: r.failures for name, r in report.results.items() if r.failures}
+    assert report.passed_all(), failures
+    ran = {name for name, r in report.results.items() if r.detected and r.passed}
+    assert ran == expected
+    for name in expected:
+        assert report.results[name].tests_passed == SUITE_SIZE[name], name
+
+
+DURABLE_CLASSES: dict[str, type[BaseCheckpointSaver]] = {
+    "postgres-sync": PostgresSaver,
+    "postgres-async": AsyncPostgresSaver,
+    "sqlite-sync": SqliteSaver,
+    "sqlite-async": AsyncSqliteSaver,
+}
+
+
+@asynccontextmanager
+async def _open_durable(kind: str, where: str) -> AsyncIterator[BaseCheckpointSaver]:
+    """A durable saver of `kind` on the database URL or SQLite file `where`."""
+    if kind == "postgres-sync":
+        with psycopg.Connection.connect(where, **SAVER_CONN_KWARGS) as conn:
+            yield PostgresSaver(conn)
+    elif kind == "postgres-async":
+        async with await psycopg.AsyncConnection.connect(where, **SAVER_CONN_KWARGS) as aconn:
+            yield AsyncPostgresSaver(aconn)
+    elif kind == "sqlite-sync":
+        saver = _sqlite(Path(where))
+        try:
+            yield saver
+        finally:
+            saver.conn.close()
+    else:
+        async with aiosqlite.connect(where) as aconn:
+            yield AsyncSqliteSaver(aconn)
+
+
+def _conformance_params() -> list[Any]:
+    params = []
+    for tiered in (True, False):
+        for kind in DURABLE_CLASSES:
+            if not tiered and kind.endswith("-sync"):
+                # The plain sync savers have no async methods, and the suite is async-only.
+                continue
+            marks = [pytest.mark.postgres] if kind.startswith("postgres") else []
+            name = f"{'tier' if tiered else 'plain'}-{kind}"
+            params.append(pytest.param(kind, tiered, marks=marks, id=name))
+    return params
+
+
+@pytest.mark.parametrize(("kind", "tiered"), _conformance_params())
+async def test_conformance_suite(kind: str, tiered: bool, tmp_path: Path, prefix: str) -> None:
+    """langgraph-checkpoint-conformance, through its own runner (`validate`), must pass in full:
+    every capability the durable saver has, every check of it. `tiered=False` is the control."""
+    durable_cls = DURABLE_CLASSES[kind]
+    expected = BASE | _supported_extended(durable_cls)
+    tiers: list[RedisTierSaver] = []
+    async with AsyncExitStack() as stack:
+        if kind.startswith("postgres"):
+            where = await stack.enter_async_context(async_temp_database())
+            with _postgres(where):
+                pass  # creates the tables once; each suite then opens its own connection
+        else:
+            where = str(tmp_path / "conformance.sqlite")
+
+        @checkpointer_test(
+            name=f"{'RedisTierSaver over ' if tiered else ''}{durable_cls.__name__}",
+            skip_capabilities=EXTENDED - expected,
+        )
+        async def factory() -> AsyncIterator[BaseCheckpointSaver]:
+            async with _open_durable(kind, where) as durable:
+                if not tiered:
+                    yield durable
+                    return
+                saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
+                tiers.append(saver)
+                try:
+                    yield saver
+                finally:
+                    await saver.aclose()
+                    saver.close()
+
+        report = await validate(factory)
+    _assert_conformance(report, expected)
+    if tiered:
+        # The suite's reads really went through Redis, not only through the fallback.
+        assert sum(t.stats.hits for t in tiers) > 20
+        assert sum(t.stats.skipped for t in tiers) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Behaviour on the shared Redis
+# --------------------------------------------------------------------------------------------
+
+
+def test_put_lands_in_durable_and_redis(
+    durable: BaseCheckpointSaver, prefix: str, rclient: redis.Redis
+) -> None:
+    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix, ttl_seconds=600)
+    w = Writer(saver, "thread:1")
+    head = w.put({"files": ["a.py", "b.py"], "done": 0})
+    cid = head["configurable"]["checkpoint_id"]
+
+    assert durable.get_tuple(head) is not None
+    assert rclient.hget(f"{prefix}c:thread%3A1:", "id") == cid.encode()
+    tup = assert_same(saver, _config("thread:1"), hit=True)
+    assert tup.checkpoint["channel_values"] == {"files": ["a.py", "b.py"], "done": 0}
+
+    # TTL on every key of the thread (the epoch key is deliberately permanent and tiny).
+    for key in (f"{prefix}c:thread%3A1:", f"{prefix}t:thread%3A1"):
+        assert 0 < rclient.ttl(key) <= 600
+    assert rclient.ttl(f"{prefix}epoch") == -1
+    saver.close()
+
+
+def test_cached_tuple_is_exactly_the_durable_one(
+    durable: BaseCheckpointSaver, prefix: str, rclient: redis.Redis
+) -> None:
+    """A differential run: after every kind of write, the tier answers from Redis and its answer
+    equals the durable saver's (checkpoint, metadata, parent, pending writes and their order)."""
+    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
+    tid = "local:/tmp/repo%20x:main..abc"  # ':' and '%' must survive the key escaping
+    w = Writer(saver, tid)
+    latest = _config(tid)
+
+    c1 = w.put(
+        {
+            "text": "héllo\u2603",
+            "n": 3,
+            "f": 1.5,
+            "flag": True,
+            "nothing": None,
+            "nested": {"k": [1, {"b": b"\x00\xff"}], "t": (1, 2)},
+            "reviews": [],
+        },
+        metadata={"source": "input", "step": -1, "parents": {}, "writes": {"x": 1}},
+        extra_configurable={"user": "alice", "attempt": 2, "__hidden": "no", "obj": object()},
+    )
+    assert_same(saver, latest, hit=True)
+
+    # Pending writes: task_path orders them, duplicates of (task, idx) are ignored, special
+    # channels replace, a mixed batch is insert-or-ignore.
+    saver.put_writes(c1, [("reviews", ["b.py"]), ("n", 4)], "task-b", "~b")
+    saver.put_writes(c1, [("reviews", ["a.py"])], "task-a", "~a")
+    saver.put_writes(c1, [("reviews", ["again"])], "task-a", "~a")
+    saver.put_writes(c1, [(ERROR, "boom")], "task-c", "~c")
+    saver.put_writes(c1, [(ERROR, "boom, again")], "task-c", "~c")
+    saver.put_writes(c1, [(INTERRUPT, {"ask": 1}), ("n", 5)], "task-d", "~d")
+    saver.put_writes(c1, [(INTERRUPT, {"ask": 2}), ("n", 6)], "task-d", "~d")
+    tup = assert_same(saver, latest, hit=True)
+    assert [w[0] for w in tup.pending_writes or []] == [
+        "task-a",
+        "task-b",
+        "task-b",
+        "task-c",
+        "task-d",
+        "task-d",
+    ]
+
+    # Children: one channel changes (the others are carried over inside Redis), then a channel
+    # disappears and another appears.
+    c2 = w.put({"n": 4, "reviews": ["a.py", "b.py"]})
+    assert_same(saver, latest, hit=True)
+    w.put({"fresh": {"x": 1}}, remove=("nested",))
+    c3 = assert_same(saver, latest, hit=True)
+    assert "nested" not in c3.checkpoint["channel_values"]
+
+    # A specific checkpoint: from Redis if it is the cached one, else from the durable saver.
+    assert_same(saver, c3.config, hit=True)
+    assert_same(saver, c2, hit=False)
+    assert saver.get_tuple(_config(tid, checkpoint_id=str(uuid6(clock_seq=-1)))) is None
+
+    # A fork from an older checkpoint (time travel): the tier cannot carry values over from a
+    # non-parent, so it forgets the entry; the next read refills it from the durable saver.
+    w.put({"n": 99}, parent=c1)
+    assert_same(saver, latest, hit=False)
+    assert_same(saver, latest, hit=True)
+
+    # Writes merged into a refilled entry would need the original task paths: the entry stops
+    # being served until the next put, which is mirrored again.
+    head = saver.get_tuple(latest)
+    assert head is not None
+    saver.put_writes(head.config, [("reviews", ["c.py"])], "task-e", "~e")
+    assert_same(saver, latest, hit=False)
+    w.put({"n": 100})
+    assert_same(saver, latest, hit=True)
+
+    # An inconsistent put (a channel's version moves although it is not in new_versions): the
+    # savers disagree on it (PostgresSaver finds no blob at that version, SqliteSaver returns the
+    # value), so the tier must not guess; each backend's own answer is served.
+    w.values["fresh"] = {"x": 2}
+    w.versions["fresh"] = saver.get_next_version(w.versions["fresh"], None)
+    w.put({})
+    assert_same(saver, latest, hit=False)
+    assert_same(saver, latest, hit=True)
+    w.put({"fresh": {"x": 3}})  # consistent again: mirrored again
+    assert_same(saver, latest, hit=True)
+
+    # Writes that reach the saver before their checkpoint's put (durability="async" does not
+    # order them): the put must not be mirrored without them.
+    future_id = str(uuid6(clock_seq=-1))
+    saver.put_writes(_config(tid, checkpoint_id=future_id), [("n", 7)], "early", "~e")
+    assert_same(saver, latest, hit=False)  # refilled meanwhile with the parent, as a read would
+    w.put({"n": 8}, checkpoint_id=future_id)
+    tup = assert_same(saver, latest, hit=False)
+    assert tup.pending_writes == [("early", "n", 7)]
+    assert_same(saver, latest, hit=True)
+
+    # A subgraph namespace is cached on its own.
+    sub = Writer(saver, tid, ns="review:0|child:x")
+    s1 = sub.put({"inner": "v"})
+    saver.put_writes(s1, [("inner", "w")], "sub-task", "~s")
+    assert_same(saver, _config(tid, "review:0|child:x"), hit=True)
+    assert_same(saver, latest, hit=True)
+
+    # Parallel tasks write concurrently (a Send fan-out): every write ends up in the entry.
+    head_cfg = w.put({"n": 101})
+    threads = [
+        threading.Thread(target=saver.put_writes, args=(head_cfg, [("reviews", [f"f{i}"])], f"t{i}", f"~{i}"))
+        for i in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    tup = assert_same(saver, latest, hit=True)
+    assert len(tup.pending_writes or []) == 8
+
+    # delete_thread removes the thread from both tiers, every namespace included.
+    saver.delete_thread(tid)
+    assert saver.get_tuple(latest) is None
+    assert saver.get_tuple(_config(tid, "review:0|child:x")) is None
+    leftovers = [k for k in rclient.scan_iter(match=f"{prefix}c:*")]
+    assert leftovers == []
+    saver.close()
+
+
+def test_failed_durable_write_stops_the_namespace_being_served(
+    durable: BaseCheckpointSaver, prefix: str
+) -> None:
+    """A durable write that raises may have been applied in part: the tier stops answering for
+    the namespace and re-reads whatever the durable saver holds."""
+    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
+    w = Writer(saver, "t")
+    head = w.put({"a": 1})
+    assert_same(saver, _config("t"), hit=True)
+    with pytest.raises(TypeError):
+        saver.put_writes(head, [("a", 2), ("b", object())], "task", "~t")
+    assert_same(saver, _config("t"), hit=False)
+    assert_same(saver, _config("t"), hit=True)
+    with pytest.raises(TypeError):
+        w.put({"a": threading.Lock()})
+    assert_same(saver, _config("t"), hit=False)
+    saver.close()
+
+
+def test_eviction_and_expiry_fall_back_and_refill(
+    durable: BaseCheckpointSaver, prefix: str, rclient: redis.Redis
+) -> None:
+    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix, ttl_seconds=1)
+    w = Writer(saver, "t")
+    w.put({"a": 1})
+    w.put({"a": 2})
+    entry, index = f"{prefix}c:t:", f"{prefix}t:t"
+
+    rclient.delete(entry)  # evicted entry
+    assert_same(saver, _config("t"), hit=False)
+    assert saver.stats.refills == 1
+    assert_same(saver, _config("t"), hit=True)
+
+    rclient.delete(index)  # evicted index: its entries are no longer trusted
+    assert_same(saver, _config("t"), hit=False)
+    assert_same(saver, _config("t"), hit=True)
+
+    # Real expiry (TTL 1 s): both keys vanish, the durable saver still answers, Redis refills.
+    deadline = time.monotonic() + 5
+    while rclient.exists(entry, index) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert rclient.exists(entry, index) == 0
+    tup = assert_same(saver, _config("t"), hit=False)
+    assert tup.checkpoint["channel_values"] == {"a": 2}
+    assert_same(saver, _config("t"), hit=True)
+    saver.close()
+
+
+class RacingSqliteSaver(SqliteSaver):
+    """A real SqliteSaver that runs `hook` right after a read: a second process writing while
+    the first one is between its durable read and its Redis refill."""
+
+    hook: Callable[[], None] | None = None
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        result = super().get_tuple(config)
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            hook()
+        return result
+
+
+@pytest.mark.parametrize("evicted", ["entry", "entry+index"])
+@pytest.mark.parametrize("second_write", ["put", "put_writes", "delete_thread"])
+def test_refill_never_puts_back_an_older_state(
+    tmp_path: Path, prefix: str, rclient: redis.Redis, second_write: str, evicted: str
+) -> None:
+    durable = RacingSqliteSaver(sqlite3.connect(str(tmp_path / "c.sqlite"), check_same_thread=False))
+    durable.setup()
+    reader = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
+    writer = RedisTierSaver(durable, REDIS_URL, prefix=prefix)  # "another process"
+    w = Writer(writer, "t")
+    c1 = w.put({"a": 1})
+    rclient.delete(f"{prefix}c:t:")  # force the reader to miss and refill
+    if evicted == "entry+index":
+        rclient.delete(f"{prefix}t:t")
+
+    def concurrent_write() -> None:
+        if second_write == "put":
+            w.put({"a": 2})
+        elif second_write == "put_writes":
+            writer.put_writes(c1, [("a", 5)], "task", "~t")
+        else:
+            writer.delete_thread("t")
+
+    durable.hook = concurrent_write
+    stale = reader.get_tuple(_config("t"))  # concurrent with the write: either answer is fine
+    assert stale is not None and stale.checkpoint["id"] == c1["configurable"]["checkpoint_id"]
+    assert reader.stats.refills == 0  # ... but it must not be put back into Redis
+
+    now = reader.get_tuple(_config("t"))
+    assert now == durable.get_tuple(_config("t"))
+    if second_write == "delete_thread":
+        assert now is None
+    elif second_write == "put":
+        assert now is not None and now.checkpoint["channel_values"] == {"a": 2}
+    else:
+        assert now is not None and now.pending_writes == [("task", "a", 5)]
+    reader.close()
+    writer.close()
+    durable.conn.close()
+
+
+def test_delegates_versions_allowlist_and_maintenance(durable: BaseCheckpointSaver, prefix: str) -> None:
+    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
+    # The durable saver's version format (zero-padded counter + random suffix), not the base's ints.
+    version = saver.get_next_version(f"{5:032}.0.5", None)
+    assert isinstance(version, str) and version.startswith(f"{6:032}.")
+    assert saver.serde is durable.serde
+
+    # LangGraph compiles graphs with a clone carrying a msgpack allowlist: the clone wraps the
+    # durable saver's own clone and shares the Redis link (one warning, one stats record). With
+    # the default serde (no strict allowlist) there is nothing to change and no clone.
+    assert saver.with_allowlist([("tests", "Thing")]) is saver
+    strict = copy.copy(durable)
+    strict.serde = JsonPlusSerializer(allowed_msgpack_modules=[("tests", "Other")])
+    strict_tier = RedisTierSaver(strict, REDIS_URL, prefix=prefix)
+    clone = strict_tier.with_allowlist([("tests", "Thing")])
+    assert isinstance(clone, RedisTierSaver)
+    assert clone is not strict_tier and clone.durable is not strict
+    assert clone.serde is clone.durable.serde is not strict.serde
+    assert clone.stats is strict_tier.stats
+
+    w = Writer(saver, "t")
+    w.put({"a": 1})
+    w.put({"a": 2})
+    assert len(list(saver.list(_config("t")))) == 2
+    if isinstance(durable, PostgresSaver):
+        saver.prune(["t"], strategy="keep_latest")
+        assert len(list(saver.list(_config("t")))) == 1
+        assert_same(saver, _config("t"), hit=False)  # pruned threads are re-read once
+        assert_same(saver, _config("t"), hit=True)
+    else:
+        with pytest.raises(NotImplementedError):
+            saver.prune(["t"])
+        with pytest.raises(NotImplementedError):
+            saver.copy_thread("t", "u")
+        assert_same(saver, _config("t"), hit=True)  # an unsupported call invalidates nothing
+    saver.close()
+
+
+def test_unmodelled_saver_is_cached_only_from_its_own_answers(prefix: str) -> None:
+    """For a saver whose storage rules the tier does not know (here InMemorySaver), puts are not
+    mirrored - that could differ from what it returns - but its own answers are."""
+    durable = InMemorySaver()
+    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
+    w = Writer(saver, "t")
+    head = w.put({"a": [1]})
+    assert saver.stats.installs == 0 and saver.stats.invalidations == 1
+    assert_same(saver, _config("t"), hit=False)
+    assert_same(saver, _config("t"), hit=True)
+    saver.put_writes(head, [("a", [2])], "task", "~t")
+    assert_same(saver, _config("t"), hit=False)
+    assert_same(saver, _config("t"), hit=True)
+    saver.close()
+
+
+def test_bad_redis_url_is_reported_at_construction(tmp_path: Path) -> None:
+    durable = _sqlite(tmp_path / "c.sqlite")
+    with pytest.raises(ValueError) as excinfo:
+        RedisTierSaver(durable, "http://user:hunter2@redis.example:6379/0")
+    assert "hunter2" not in str(excinfo.value)
+    with pytest.raises(ValueError):
+        RedisTierSaver(durable, REDIS_URL, ttl_seconds=0)
+    durable.conn.close()
+
+
+async def test_async_paths_use_redis(tmp_path: Path, prefix: str) -> None:
+    """aput/aput_writes/aget_tuple/alist/adelete_thread over a sync saver (worker thread) and an
+    async one (native), both answering from redis.asyncio."""
+    sync_durable = _sqlite(tmp_path / "sync.sqlite")
+    async with aiosqlite.connect(str(tmp_path / "async.sqlite")) as aconn:
+        for durable in (sync_durable, AsyncSqliteSaver(aconn)):
+            saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
+            tid = f"t-{type(durable).__name__}"
+            cp = empty_checkpoint()
+            cp["channel_values"] = {"x": [1, 2]}
+            cp["channel_versions"] = {"x": durable.get_next_version(None, None)}
+            md: Any = {"source": "input", "step": -1}
+            cfg = await saver.aput(_config(tid), cp, md, dict(cp["channel_versions"]))
+            await saver.aput_writes(cfg, [("x", [3])], "task", "~t")
+            got = await saver.aget_tuple(_config(tid))
+            assert saver.stats.hits == 1
+            want = (
+                await saver.durable.aget_tuple(_config(tid))
+                if isinstance(durable, AsyncSqliteSaver)
+                else durable.get_tuple(_config(tid))
+            )
+            assert got == want
+            assert [t.checkpoint["id"] async for t in saver.alist(_config(tid))] == [cp["id"]]
+            await saver.adelete_thread(tid)
+            assert await saver.aget_tuple(_config(tid)) is None
+            await saver.aclose()
+            saver.close()
+    sync_durable.conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Flush, outage, stall and restart, on a private redis-server
+# --------------------------------------------------------------------------------------------
+
+
+def test_flushall_then_read_serves_durable_and_refills(
+    durable: BaseCheckpointSaver, private_redis: Callable[..., PrivateRedis]
+) -> None:
+    server = private_redis()
+    saver = RedisTierSaver(durable, server.url, prefix="ra:")
+    w = Writer(saver, "t")
+    w.put({"a": 1})
+    c2 = w.put({"a": 2})
+    saver.put_writes(c2, [("a", 3)], "task", "~t")
+    assert_same(saver, _config("t"), hit=True)
+
+    with server.client() as c:
+        c.flushall()
+        assert c.dbsize() == 0
+    assert_same(saver, _config("t"), hit=False)
+    assert saver.stats.refills == 1
+    with server.client() as c:
+        assert c.hget("ra:c:t:", "id") == c2["configurable"]["checkpoint_id"].encode()
+    assert_same(saver, _config("t"), hit=True)
+    saver.close()
+
+
+def test_redis_down_degrades_with_one_warning_and_recovers(
+    durable: BaseCheckpointSaver,
+    private_redis: Callable[..., PrivateRedis],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = private_redis(password="s3cret-pw")
+    saver = RedisTierSaver(
+        durable, server.url, prefix="ra:", retry_after=0.2, socket_timeout=0.2, connect_timeout=0.2
+    )
+    assert "s3cret-pw" not in saver.redis_url and "***" in saver.redis_url
+    w = Writer(saver, "t")
+    w.put({"a": 1})
+    assert_same(saver, _config("t"), hit=True)
+
+    server.kill()
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    started = time.monotonic()
+    for i in range(2, 8):
+        head = w.put({"a": i})
+        saver.put_writes(head, [("a", i * 10)], f"task{i}", "~t")
+        tup = saver.get_tuple(_config("t"))
+        assert tup == durable.get_tuple(_config("t"))
+        assert tup is not None and tup.checkpoint["channel_values"] == {"a": i}
+        assert len(list(saver.list(_config("t")))) == i
+        time.sleep(0.05)  # spans several retry_after periods: Redis is retried, and still down
+    assert time.monotonic() - started < 5  # an outage costs little
+    saver.delete_thread("gone")
+
+    warnings = [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "unavailable" in warnings[0].getMessage()
+    assert all("s3cret-pw" not in r.getMessage() for r in caplog.records)
+    assert saver.stats.skipped > 0
+
+    # Redis comes back: after retry_after the tier is used again, and its old contents (here an
+    # empty server) cannot make it serve anything older than the durable saver holds.
+    server.start()
+    time.sleep(0.25)
+    assert_same(saver, _config("t"), hit=False)
+    assert_same(saver, _config("t"), hit=True)
+    infos = [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.INFO]
+    assert any("answers again" in r.getMessage() for r in infos)
+
+    # A second outage warns again (once per outage, not once per process).
+    server.kill()
+    w.put({"a": 100})
+    w.put({"a": 101})
+    warnings = [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    saver.close()
+
+
+def test_stalled_redis_never_serves_a_stale_checkpoint(
+    durable: BaseCheckpointSaver, private_redis: Callable[..., PrivateRedis]
+) -> None:
+    """Redis stops answering (SIGSTOP: timeouts, not refusals) while checkpoints are written;
+    when it answers again it still holds an older checkpoint, which must never be served."""
+    server = private_redis()
+    saver = RedisTierSaver(
+        durable, server.url, prefix="ra:", retry_after=0.3, socket_timeout=0.2, connect_timeout=0.2
+    )
+    w = Writer(saver, "t")
+    w.put({"a": 1})
+    assert_same(saver, _config("t"), hit=True)
+
+    server.pause()
+    started = time.monotonic()
+    w.put({"a": 2})  # times out
+    w.put({"a": 3})  # skipped: Redis is backing off
+    assert time.monotonic() - started < 2
+    server.resume()
+    with server.client() as c:
+        assert c.hget("ra:c:t:", "id") is not None  # Redis still holds an older checkpoint
+
+    time.sleep(0.35)
+    tup = assert_same(saver, _config("t"), hit=False)
+    assert tup.checkpoint["channel_values"] == {"a": 3}
+    assert saver.stats.bumps == 1
+    assert_same(saver, _config("t"), hit=True)
+    saver.close()
+
+
+async def test_stalled_redis_async_path(tmp_path: Path, private_redis: Callable[..., PrivateRedis]) -> None:
+    """The same stall on the async path (redis.asyncio, durable saver in a worker thread)."""
+    durable = _sqlite(tmp_path / "c.sqlite")
+    server = private_redis()
+    saver = RedisTierSaver(
+        durable, server.url, prefix="ra:", retry_after=0.3, socket_timeout=0.2, connect_timeout=0.2
+    )
+    versions: dict[str, Any] = {}
+    parent: RunnableConfig = _config("t")
+    ids = []
+    for step in range(3):
+        if step == 1:
+            server.pause()
+        cp = empty_checkpoint()
+        cp["channel_values"] = {"a": step}
+        versions["a"] = durable.get_next_version(versions.get("a"), None)
+        cp["channel_versions"] = dict(versions)
+        md: Any = {"source": "loop", "step": step}
+        parent = await saver.aput(parent, cp, md, dict(versions))
+        ids.append(cp["id"])
+        if step == 0:
+            assert (await saver.aget_tuple(_config("t"))) is not None
+            assert saver.stats.hits == 1
+    server.resume()
+    await asyncio.sleep(0.35)
+    tup = await saver.aget_tuple(_config("t"))
+    assert tup is not None and tup.checkpoint["id"] == ids[-1]
+    assert saver.stats.bumps == 1 and saver.stats.hits == 1
+    assert await saver.aget_tuple(_config("t")) == durable.get_tuple(_config("t"))
+    assert saver.stats.hits == 2
+    await saver.aclose()
+    durable.conn.close()
+
+
+def test_redis_restored_from_an_old_snapshot_is_not_trusted(
+    durable: BaseCheckpointSaver, private_redis: Callable[..., PrivateRedis]
+) -> None:
+    """A Redis restart that reloads a snapshot taken before later writes brings back an entry
+    that looks valid; the server's new run_id invalidates it even for a brand-new process."""
+    server = private_redis()
+    saver = RedisTierSaver(durable, server.url, prefix="ra:")
+    w = Writer(saver, "t")
+    c1 = w.put({"a": 1})
+    with server.client() as c:
+        c.save()  # snapshot holding c1 as the latest
+    c2 = w.put({"a": 2})
+    assert_same(saver, _config("t"), hit=True)
+    saver.close()
+
+    server.kill()
+    server.start()  # reloads dump.rdb: c1 is back
+    with server.client() as c:
+        assert c.hget("ra:c:t:", "id") == c1["configurable"]["checkpoint_id"].encode()
+
+    fresh = RedisTierSaver(durable, server.url, prefix="ra:")  # e.g. the CI job's rerun
+    tup = assert_same(fresh, _config("t"), hit=False)
+    assert tup.config["configurable"]["checkpoint_id"] == c2["configurable"]["checkpoint_id"]
+    assert_same(fresh, _config("t"), hit=True)
+    fresh.close()
+
+
+# --------------------------------------------------------------------------------------------
+# A real LangGraph graph through the tier
+# --------------------------------------------------------------------------------------------
+
+
+class ReviewState(TypedDict):
+    files: list[str]
+    reviews: Annotated[list[str], operator.add]
+    approved: bool
+
+
+class FileTask(TypedDict):
+    file: str
+
+
+def build_graph(saver: BaseCheckpointSaver, calls: dict[str, int], fail_once: set[str]) -> Any:
+    """plan -> Send fan-out of `review` -> collect -> (interrupt) approve -> END."""
+
+    def plan(state: ReviewState) -> dict[str, Any]:
+        return {}
+
+    def fan_out(state: ReviewState) -> list[Send]:
+        return [Send("review", {"file": f}) for f in state["files"]]
+
+    def review(state: FileTask) -> dict[str, Any]:
+        file = state["file"]
+        calls[file] = calls.get(file, 0) + 1
+        if file in fail_once:
+            fail_once.discard(file)
+            raise RuntimeError(f"model timeout on {file}")
+        return {"reviews": [f"ok:{file}"]}
+
+    def collect(state: ReviewState) -> dict[str, Any]:
+        return {}
+
+    def approve(state: ReviewState) -> dict[str, Any]:
+        return {"approved": True}
+
+    builder = StateGraph(ReviewState)
+    builder.add_node("plan", plan)
+    builder.add_node("review", review, input_schema=FileTask)
+    builder.add_node("collect", collect)
+    builder.add_node("approve", approve)
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", fan_out, ["review"])
+    builder.add_edge("review", "collect")
+    builder.add_edge("collect", "approve")
+    builder.add_edge("approve", END)
+    return builder.compile(checkpointer=saver, interrupt_before=["approve"])
+
+
+FILES = ["a.py", "b.py", "c.py", "d.py"]
+
+
+def test_graph_runs_fails_resumes_and_finishes_through_the_tier(
+    durable: BaseCheckpointSaver, prefix: str
+) -> None:
+    config: RunnableConfig = {"configurable": {"thread_id": "github.com/o/r#7@abc123"}}
+    calls: dict[str, int] = {}
+    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
+    graph = build_graph(saver, calls, fail_once={"c.py"})
+
+    # 1. One branch of the fan-out fails: the finished branches are kept as pending writes.
+    with pytest.raises(RuntimeError, match=r"c\.py"):
+        graph.invoke({"files": FILES, "reviews": [], "approved": False}, config, durability="sync")
+    tup = assert_same(saver, config, hit=True)
+    assert {w[1] for w in tup.pending_writes or []} >= {"reviews", ERROR}
+    saver.close()
+
+    # 2. A new process resumes: it reads the latest checkpoint from Redis and redoes only c.py.
+    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
+    graph = build_graph(saver, calls, fail_once=set())
+    snapshot = graph.get_state(config)
+    assert snapshot.next == ("review",)
+    assert saver.stats.hits >= 1
+    graph.invoke(None, config, durability="sync")
+    assert calls == {"a.py": 1, "b.py": 1, "c.py": 2, "d.py": 1}
+    assert graph.get_state(config).next == ("approve",)  # stopped at the interrupt
+    assert_same(saver, config, hit=True)
+    saver.close()
+
+    # 3. Another process approves: resumed from Redis, nothing reviewed again.
+    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
+    graph = build_graph(saver, calls, fail_once=set())
+    hits = saver.stats.hits
+    result = graph.invoke(None, config, durability="sync")
+    assert saver.stats.hits > hits
+    assert result["approved"] is True
+    assert sorted(result["reviews"]) == [f"ok:{f}" for f in FILES]
+    assert calls == {"a.py": 1, "b.py": 1, "c.py": 2, "d.py": 1}
+    assert graph.get_state(config).next == ()
+    assert_same(saver, config, hit=True)
+    # History comes from the durable saver, complete.
+    assert len(list(saver.list(config))) == len(list(durable.list(config))) >= 5
+    saver.close()
+
+
+@pytest.mark.postgres
+async def test_async_graph_through_the_tier_on_async_postgres(prefix: str) -> None:
+    config: RunnableConfig = {"configurable": {"thread_id": "local:/src/x:main..def456"}}
+    calls: dict[str, int] = {}
+    async with async_temp_database() as url:
+        with _postgres(url):
+            pass
+        async with await psycopg.AsyncConnection.connect(url, **SAVER_CONN_KWARGS) as aconn:
+            durable = AsyncPostgresSaver(aconn)
+            saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
+            graph = build_graph(saver, calls, fail_once=set())
+            await graph.ainvoke({"files": FILES, "reviews": [], "approved": False}, config, durability="sync")
+            assert (await graph.aget_state(config)).next == ("approve",)
+            await saver.aclose()
+
+            saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
+            graph = build_graph(saver, calls, fail_once=set())
+            result = await graph.ainvoke(None, config, durability="sync")
+            assert saver.stats.hits >= 1
+            assert result["approved"] is True
+            assert calls == dict.fromkeys(FILES, 1)
+            assert await saver.aget_tuple(config) == await durable.aget_tuple(config)
+            await saver.aclose()
