@@ -25,3 +25,16 @@ class ServiceUnavailable(ReviewAgentError):
 
 class Interrupted(ReviewAgentError):
     exit_code = 130
+
+
+class CorruptState(ReviewAgentError):
+    """Saved state that we did not write (a tampered or foreign checkpoint row): refused, never
+    executed. ``--fresh`` starts the review over."""
+
+    exit_code = 3
+
+
+class BudgetExhausted(ReviewAgentError):
+    """The run reached ``--max-cost``: state is saved; raise the budget and rerun to continue."""
+
+    exit_code = 4

@@ -23,6 +23,7 @@ from review_agent.config import Settings, redact_url
 from review_agent.errors import BadInput, ServiceUnavailable
 from review_agent.storage.embeddings import HashingEmbeddings
 from review_agent.storage.memory import Learnings
+from review_agent.storage.serde import StrictSerializer
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]
             stack.callback(saver_conn.close)
             store_conn = _open_sqlite(path)
             stack.callback(store_conn.close)
-            checkpointer: BaseCheckpointSaver = SqliteSaver(saver_conn)
+            checkpointer: BaseCheckpointSaver = SqliteSaver(saver_conn, serde=StrictSerializer())
             store: BaseStore = SqliteStore(store_conn)
             if setup:
                 checkpointer.setup()
@@ -153,7 +154,7 @@ def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]
             stack.callback(saver_conn.close)
             store_conn = _open_postgres(url)
             stack.callback(store_conn.close)
-            checkpointer = PostgresSaver(saver_conn)
+            checkpointer = PostgresSaver(saver_conn, serde=StrictSerializer())
             store = PostgresStore(
                 store_conn,
                 index={"dims": dims, "embed": embeddings, "fields": ["text"]},  # type: ignore[typeddict-item]
@@ -171,9 +172,14 @@ def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]
         if settings.redis_url:
             from review_agent.storage.redis_tier import RedisTierSaver
 
-            checkpointer = RedisTierSaver(
-                checkpointer, settings.redis_url, ttl_seconds=settings.redis_ttl_seconds
-            )
+            try:
+                tier = RedisTierSaver(
+                    checkpointer, settings.redis_url, ttl_seconds=settings.redis_ttl_seconds
+                )
+            except ValueError as exc:
+                raise BadInput(f"REDIS_URL is not a valid redis:// URL: {exc}") from exc
+            stack.callback(tier.close)
+            checkpointer = tier
             backend += " + redis"
         if setup:
             _check_embedding_record(store, emb_name, dims)
