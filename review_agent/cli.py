@@ -178,6 +178,14 @@ def review(
     wait: Annotated[
         float, typer.Option("--wait", min=0, help="Seconds to wait for another run of this review.")
     ] = 0.0,
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", help="Stop (state saved) once the review's model cost reaches USD."),
+    ] = None,
+    max_files: Annotated[
+        int | None,
+        typer.Option("--max-files", help="Review at most N files; the rest are listed as skipped."),
+    ] = None,
     event: Annotated[
         ReviewEvent,
         typer.Option(
@@ -201,6 +209,8 @@ def review(
         concurrency=concurrency,
         post=post,
         wait=wait,
+        max_cost=max_cost,
+        max_files=max_files,
         review_event=event.value.upper().replace("-", "_"),
         stop=_graceful_stop(),
     )

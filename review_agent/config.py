@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     model: str = Field(default=DEFAULT_MODEL, alias="REVIEW_AGENT_MODEL")
     model_timeout: float = Field(default=120.0, alias="REVIEW_AGENT_MODEL_TIMEOUT")
     model_max_retries: int = Field(default=4, alias="REVIEW_AGENT_MODEL_RETRIES")
+    price: str | None = Field(default=None, alias="REVIEW_AGENT_PRICE")
+    retry_interval: float = Field(default=5.0, alias="REVIEW_AGENT_RETRY_INTERVAL")
     github_token: SecretStr | None = Field(default=None, alias="GITHUB_TOKEN")
     github_api_url: str | None = Field(default=None, alias="GITHUB_API_URL")
     github_retries: int = Field(default=5, alias="REVIEW_AGENT_GITHUB_RETRIES")

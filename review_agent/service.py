@@ -28,10 +28,11 @@ from review_agent.publish.report import ReviewReport
 from review_agent.repo_config import FILENAME as REPO_CONFIG_FILE
 from review_agent.repo_config import RepoConfig, parse_repo_config
 from review_agent.reviewers.base import Reviewer, ReviewRequest, ReviewResult
+from review_agent.reviewers.pricing import cost_of, parse_price, price_for
 from review_agent.sources.base import ResolvedTarget, Source
 from review_agent.sources.local import LocalGitSource
 from review_agent.state.identity import github_thread_id, local_thread_id
-from review_agent.state.schemas import FileReview, Skipped
+from review_agent.state.schemas import FileReview, Skipped, Usage
 from review_agent.storage.factory import Storage, open_storage
 from review_agent.storage.lease import thread_lease
 from review_agent.storage.memory import Learnings
@@ -52,6 +53,8 @@ class ReviewOptions:
     fresh: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     post: bool = False
+    max_cost: float | None = None  # USD over the review's life; stop with state saved beyond it
+    max_files: int | None = None  # review at most this many files; the rest are skipped, said
     review_event: str = "COMMENT"  # only this flag may approve or request changes, never the model
     wait: float = 0.0  # seconds to wait for another process that holds this review
     stop: threading.Event | None = None  # set on SIGINT/SIGTERM: finish the files in flight, stop
@@ -154,6 +157,15 @@ def default_user(target: ResolvedTarget) -> str | None:
     return None
 
 
+def pricer(settings: Settings, reviewer_name: str) -> Callable[[Usage], float | None]:
+    try:
+        override = parse_price(settings.price)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+    price = price_for(reviewer_name, override) if reviewer_name.startswith("openai:") else None
+    return lambda usage: cost_of(usage, price)
+
+
 def read_repo_config(source: Source) -> tuple[RepoConfig, str | None]:
     try:
         text = source.get_content(REPO_CONFIG_FILE)
@@ -245,6 +257,10 @@ def run_review(
     listener = listener or SilentListener()
     if options.concurrency < 1:
         raise BadInput("--concurrency must be at least 1")
+    if options.max_cost is not None and options.max_cost <= 0:
+        raise BadInput("--max-cost must be more than 0")
+    if options.max_files is not None and options.max_files < 1:
+        raise BadInput("--max-files must be at least 1")
     source = build_source(options.target, settings, options.base, options.head)
     if options.post and resolved_kind(source) != "github":
         raise BadInput("--post needs a pull request URL; a local review is only reported")
@@ -270,6 +286,11 @@ def run_review(
             concurrency=options.concurrency,
             load_preferences=preference_loader(repo_config, config_problem),
             stop=options.stop,
+            price=pricer(settings, reviewer.name),
+            max_cost=options.max_cost,
+            retry_attempts=2,
+            retry_interval=settings.retry_interval,
+            plan_options={"max_files": options.max_files} if options.max_files else {},
         )
         scopes = learning_scopes(user, resolved)
         new_thread = storage.checkpointer.get_tuple(_config(thread_id, 0)) is None
@@ -359,6 +380,13 @@ def _drive(graph, graph_input, config, listener: ProgressListener) -> None:
             listener.file_done(chunk["file_done"], reused=chunk["reused"], comments=chunk["comments"])
 
 
+def _total_cost(files: list[FileReview]) -> float | None:
+    costs = [f.cost_usd for f in files if f.model_calls or f.cost_usd]
+    if any(c is None for c in costs):
+        return None
+    return round(sum(c for c in costs if c is not None), 6)
+
+
 def build_report(
     values: dict[str, Any],
     reviews: dict[str, FileReview],
@@ -395,6 +423,7 @@ def build_report(
         skipped=[Skipped.model_validate(s) for s in values.get("skipped", [])],
         model_calls=reviewer.calls,
         model_calls_total=values.get("model_calls", 0),
+        cost_usd=_total_cost(files),
         reviewer=reviewer.name,
         offline=offline,
         backend=backend,

@@ -69,6 +69,7 @@ def model_env(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> dict[
         "REVIEW_AGENT_MODEL": "fake-model",
         "REVIEW_AGENT_MODEL_RETRIES": "1",
         "REVIEW_AGENT_MODEL_TIMEOUT": "10",
+        "REVIEW_AGENT_RETRY_INTERVAL": "0.1",
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -64,6 +64,7 @@ def test_model_server_down_exits_3_and_leaves_no_checkpoint(tmp_path: Path) -> N
         "OPENAI_API_KEY": "sk-x",
         "REVIEW_AGENT_MODEL_RETRIES": "0",
         "REVIEW_AGENT_MODEL_TIMEOUT": "5",
+        "REVIEW_AGENT_RETRY_INTERVAL": "0.1",
     }
     args = ["review", str(repo), "--base", "main"]
     result = run_cli(args, env, tmp_path)

@@ -25,14 +25,14 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.store.base import BaseStore
 from langgraph.types import RetryPolicy, Send
 
-from review_agent.errors import BadInput, Interrupted
+from review_agent.errors import BadInput, BudgetExhausted, Interrupted, ServiceUnavailable
 from review_agent.graph.planning import plan_files
 from review_agent.patches import fold_into_summary, parse_patch, split_anchored
 from review_agent.reviewers.base import Reviewer, ReviewRequest
 from review_agent.sources.base import ResolvedTarget, Source
 from review_agent.state.graph_state import FileTask, ReviewState
 from review_agent.state.identity import stable_digest
-from review_agent.state.schemas import FileReview
+from review_agent.state.schemas import FileReview, Usage
 from review_agent.storage.results import ReviewResults
 
 PreferenceLoader = Callable[[BaseStore, str | None, ResolvedTarget], dict[str, Any]]
@@ -59,6 +59,11 @@ class GraphPorts:
     # how alike two texts are (0..1): a comment close to a dismissed finding is dropped
     similarity: Callable[[str, str], float] | None = None
     suppress_score: float = 0.6
+    # the cost of one file's model usage in USD, or None when the price is unknown
+    price: Callable[[Usage], float | None] = lambda usage: None
+    max_cost: float | None = None  # stop (state saved) once the review's cost reaches this
+    retry_attempts: int = 2  # a file whose model server is unreachable is tried again this often
+    retry_interval: float = 5.0
     # posts the finished review (GitHub); given the final state, returns what was posted
     publish: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
@@ -107,6 +112,7 @@ def build_graph(
             "target": _target_summary(ports.target),
             "user": ports.user,
             "model_calls": 0,
+            "cost_usd": 0.0,
         }
 
     def load_preferences(state: ReviewState) -> dict[str, Any]:
@@ -201,6 +207,7 @@ def build_graph(
                 reviewer=ports.reviewer.name,
                 blob_sha=changed.blob_sha,
                 learnings_used=len(rules),
+                cost_usd=ports.price(outcome.usage) if outcome.model_calls else None,
             )
             results.put_cached(key, raw)
         else:
@@ -212,11 +219,19 @@ def build_graph(
             review = raw.model_copy(update={"comments": kept, "suppressed": len(raw.comments) - len(kept)})
         results.put(ports.thread_id, review)
         writer({"file_done": path, "comments": len(review.comments), "reused": review.reused})
-        return {"model_calls": review.model_calls}
+        spent = review.cost_usd if review.cost_usd is not None and review.model_calls else 0.0
+        return {"model_calls": review.model_calls, "cost_usd": spent}
 
     def collect(state: ReviewState) -> dict[str, Any]:
         batch = state.get("batch") or []
         cursor = state.get("cursor", 0) + len(batch)
+        spent = state.get("cost_usd", 0.0)
+        if ports.max_cost is not None and spent >= ports.max_cost and cursor < len(state["plan"]):
+            # raised before this step is saved: the rerun (with a higher budget) resumes here
+            raise BudgetExhausted(
+                f"budget reached: ${spent:.4f} of --max-cost ${ports.max_cost:.2f} spent, "
+                f"{cursor}/{len(state['plan'])} files saved; rerun with a higher --max-cost to continue"
+            )
         paths = [p["path"] for p in state["plan"][cursor : cursor + width]]
         return {"cursor": cursor, "last_done": batch, "batch": paths}
 
@@ -229,15 +244,21 @@ def build_graph(
             return {}
         return {"posted": ports.publish(dict(state))}
 
-    # Transient failures inside a file's review (the model server, a flaky source) are retried
-    # by the clients themselves; a ServiceUnavailable that still escapes ends the run with state
-    # saved, and the rerun resumes at this file.
-    no_retry = RetryPolicy(max_attempts=1, retry_on=lambda exc: False)
+    # Transient failures (timeouts, 429 with Retry-After, 5xx) are first retried by the model
+    # client itself; a ServiceUnavailable that still escapes is retried here once more after a
+    # pause (a server restarting), then ends the run with state saved: the rerun resumes here.
+    model_retry = RetryPolicy(
+        max_attempts=max(1, ports.retry_attempts),
+        initial_interval=ports.retry_interval,
+        backoff_factor=2.0,
+        jitter=True,
+        retry_on=lambda exc: isinstance(exc, ServiceUnavailable),
+    )
     g = StateGraph(ReviewState)
     g.add_node("start", start)
     g.add_node("load_preferences", load_preferences)
     g.add_node("plan", plan)
-    g.add_node("review_file", review_file, input_schema=FileTask, retry_policy=no_retry)
+    g.add_node("review_file", review_file, input_schema=FileTask, retry_policy=model_retry)
     g.add_node("collect", collect)
     g.add_node("summarise", summarise)
     g.add_edge(START, "start")

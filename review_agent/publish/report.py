@@ -26,6 +26,7 @@ class ReviewReport(BaseModel):
     skipped: list[Skipped] = Field(default_factory=list)
     model_calls: int = 0  # calls made by this run
     model_calls_total: int = 0  # over the thread's life, all runs
+    cost_usd: float | None = None  # of the reviews in this report; None when a price is unknown
     reviewer: str = ""
     offline: bool = False
     backend: str = ""
@@ -94,6 +95,10 @@ def render_text(report: ReviewReport) -> str:
         f"({sev['error']} error, {sev['warning']} warning, {sev['info']} info), "
         f"{len(report.skipped)} skipped, {report.model_calls} model calls this run"
     )
+    u = report.usage
+    if u.input_tokens or u.output_tokens:
+        cost = f", about ${report.cost_usd:.4f}" if report.cost_usd is not None else ", price unknown"
+        out.append(f"tokens: {u.input_tokens} in, {u.output_tokens} out{cost}")
     return "\n".join(out) + "\n"
 
 

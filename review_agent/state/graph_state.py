@@ -27,6 +27,7 @@ class ReviewState(TypedDict, total=False):
     batch: list[str]  # paths in flight during the next review step
     last_done: list[str]  # paths finished by the last review step (the audit trail's "file")
     model_calls: Annotated[int, operator.add]  # model calls over the thread's life
+    cost_usd: Annotated[float, operator.add]  # model cost over the thread's life (known prices)
     finished: bool
     posted: dict[str, Any] | None  # what the publisher posted (review id, counts), once done
 

@@ -52,6 +52,7 @@ class FileReview(BaseModel):
     reviewer: str = ""
     blob_sha: str | None = None
     reused: bool = False
+    cost_usd: float | None = None  # None: the model's price is unknown (or no model was used)
     suppressed: int = 0  # findings dropped because a learning (a dismissed finding) covers them
     learnings_used: int = 0
 

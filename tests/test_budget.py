@@ -1,0 +1,61 @@
+"""Token and cost accounting, and budgets that stop cleanly with state saved (issue 6)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.crash import run_cli
+from tests.fakes.openai_server import FakeOpenAI
+
+
+def test_usage_and_cost_are_reported(
+    repo: Path, tmp_path: Path, fake_openai: FakeOpenAI, model_env: dict[str, str]
+) -> None:
+    env = {**model_env, "REVIEW_AGENT_HOME": str(tmp_path / "home"), "REVIEW_AGENT_PRICE": "2,8"}
+    r = run_cli(["review", str(repo), "--base", "main", "-f", "json"], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["usage"]["input_tokens"] > 0 and data["usage"]["output_tokens"] > 0
+    expected = sum(
+        (f["usage"]["input_tokens"] * 2 + f["usage"]["output_tokens"] * 8) / 1e6 for f in data["files"]
+    )
+    assert abs(data["cost_usd"] - expected) < 1e-6
+    assert all(f["cost_usd"] is not None for f in data["files"])
+    text = run_cli(["review", str(repo), "--base", "main"], env, tmp_path).stdout
+    assert "tokens:" in text
+
+
+def test_max_cost_stops_with_state_saved_and_a_rerun_continues(
+    repo: Path, tmp_path: Path, fake_openai: FakeOpenAI, model_env: dict[str, str]
+) -> None:
+    # at $1000 per million tokens one file costs far more than the 10 cent budget
+    env = {**model_env, "REVIEW_AGENT_HOME": str(tmp_path / "home"), "REVIEW_AGENT_PRICE": "1000,1000"}
+    args = ["review", str(repo), "--base", "main", "-j", "1", "-f", "json"]
+    r = run_cli([*args, "--max-cost", "0.1"], env, tmp_path)
+    assert r.returncode == 4, r.stderr
+    assert "budget reached" in r.stderr and "1/8 files saved" in r.stderr
+    assert fake_openai.total_calls == 1
+    status = run_cli(["status", str(repo), "--base", "main"], env, tmp_path)
+    assert "1/8 files done" in status.stdout
+    r = run_cli([*args, "--max-cost", "1000"], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Resuming: 1/8" in r.stderr
+    assert fake_openai.total_calls == 8  # the first file was not reviewed again
+    assert json.loads(r.stdout)["model_calls"] == 7
+
+
+def test_max_files_skips_the_rest_and_says_so(repo: Path, tmp_path: Path, home: Path) -> None:
+    r = run_cli(
+        ["review", str(repo), "--base", "main", "--max-files", "3", "-f", "json"],
+        {"REVIEW_AGENT_HOME": str(home)},
+        tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert [f["path"] for f in data["files"]] == ["mod00.py", "mod01.py", "mod02.py"]
+    assert sum("over the limit of 3 files" in s["reason"] for s in data["skipped"]) == 5
+    bad = run_cli(
+        ["review", str(repo), "--base", "main", "--max-cost", "0"], {"REVIEW_AGENT_HOME": str(home)}, tmp_path
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
