@@ -238,7 +238,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Progress of the latest review of TARGET: files done out of total, the file in flight."""
-    from review_agent.service import review_status
+    from review_agent.views import review_status
 
     info = _run(review_status, target, _settings(), base, head)
     if as_json:
@@ -267,7 +267,7 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Checkpoint history of TARGET's review: step, time, what happened — the audit trail."""
-    from review_agent.service import review_history
+    from review_agent.views import review_history
 
     thread_id, entries = _run(review_history, target, _settings(), base, head)
     if as_json:

@@ -1,6 +1,7 @@
-"""One review run, and the read-only views of a run (status, history).
+"""One review run: assemble the source, reviewer, storage and publisher, and run the graph.
 
-Everything a terminal is not needed for lives here, so tests call it directly. Order matters for
+Everything a terminal is not needed for lives here (and in ``views`` for status and history), so
+tests call it directly. Order matters for
 the promise "a bad input never leaves a half-written checkpoint": the target is resolved and its
 files listed *before* storage is opened and the graph runs.
 """
@@ -11,32 +12,31 @@ import logging
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from langgraph.store.base import BaseStore
-
 from review_agent.config import Settings
-from review_agent.errors import BadInput, Interrupted, ReviewAgentError
+from review_agent.errors import BadInput, Interrupted
 from review_agent.graph import GraphPorts, build_graph
-from review_agent.graph.build import PreferenceLoader, is_posted
+from review_agent.graph.build import is_posted
+from review_agent.memory_hooks import (
+    learn_from_dismissals,
+    learning_scopes,
+    preference_loader,
+    read_repo_config,
+    recaller,
+)
 from review_agent.publish.report import ReviewReport
-from review_agent.repo_config import FILENAME as REPO_CONFIG_FILE
-from review_agent.repo_config import RepoConfig, parse_repo_config
 from review_agent.reviewers.base import Reviewer, ReviewRequest, ReviewResult
 from review_agent.reviewers.pricing import cost_of, parse_price, price_for
 from review_agent.sources.base import ResolvedTarget, Source
 from review_agent.sources.local import LocalGitSource
 from review_agent.state.identity import github_thread_id, local_thread_id
 from review_agent.state.schemas import FileReview, Skipped, Usage
-from review_agent.storage.factory import Storage, open_storage
+from review_agent.storage.factory import open_storage
 from review_agent.storage.lease import thread_lease
-from review_agent.storage.memory import Learnings
-from review_agent.storage.preferences import Preferences
 from review_agent.storage.results import ReviewResults
 
 DEFAULT_CONCURRENCY = 4
@@ -166,112 +166,38 @@ def pricer(settings: Settings, reviewer_name: str) -> Callable[[Usage], float | 
     return lambda usage: cost_of(usage, price)
 
 
-def read_repo_config(source: Source) -> tuple[RepoConfig, str | None]:
-    try:
-        text = source.get_content(REPO_CONFIG_FILE)
-    except ReviewAgentError:
-        text = None
-    return parse_repo_config(text)
-
-
-def preference_loader(repo_config: RepoConfig, problem: str | None) -> PreferenceLoader:
-    """Repository rules from .review-agent.toml, then the user's own preferences over them."""
-
-    def load(store: BaseStore, user: str | None, target: ResolvedTarget) -> dict[str, Any]:
-        prefs: dict[str, Any] = repo_config.as_preferences()
-        if user:
-            prefs.update(Preferences(store).all(user))
-        if problem:
-            prefs["_notes"] = [problem]
-        return prefs
-
-    return load
-
-
-def learn_from_dismissals(
-    source: Source, learnings: Learnings, target: ResolvedTarget, listener: ProgressListener
-) -> int:
-    """Findings people dismissed on this PR (👎 or a "dismiss" reply) become repository learnings
-    before a new review of it starts. Feedback helps; it never stops a review."""
-    from review_agent.publish.feedback import dismissed_findings
-
-    try:
-        dismissals = dismissed_findings(source)  # type: ignore[arg-type]
-    except Exception as exc:
-        log.warning("could not read feedback on earlier comments: %s", str(exc).splitlines()[0])
-        return 0
-    for d in dismissals:
-        learnings.add(
-            ("repo", target.repo_slug or ""),
-            f"Dismissed on {d.path}, do not report again: {d.finding[:300]}",
-            {"by": d.by, "pr": target.display, "path": d.path, "via": d.how, "dismissed_finding": d.finding},
-        )
-    if dismissals:
-        listener.info(f"learned from {len(dismissals)} dismissed finding(s) on this pull request")
-    return len(dismissals)
-
-
-def learning_scopes(user: str | None, target: ResolvedTarget) -> list[tuple[str, str]]:
-    scopes: list[tuple[str, str]] = []
-    if user:
-        scopes.append(("user", user))
-    if target.repo_slug:
-        scopes.append(("repo", target.repo_slug))
-    return scopes
-
-
-def recaller(
-    learnings: Learnings, scopes: list[tuple[str, str]]
-) -> Callable[[str, str], tuple[list[str], list[str]]]:
-    has_any = learnings.any(scopes)
-    warned: list[bool] = []
-
-    def recall(path: str, query: str) -> tuple[list[str], list[str]]:
-        # Memory helps a review; it must never stop one. A failing embedding server costs the
-        # learnings of this run (with one warning), not the review.
-        try:
-            found = learnings.search(scopes, query, limit=10) if has_any else []
-        except Exception as exc:
-            if not warned:
-                warned.append(True)
-                log.warning("learnings unavailable for this review: %s", str(exc).splitlines()[0])
-            return [], []
-        # A dismissal says "not this, here": it applies to the file it was made on. Broader
-        # rules are taught with `review-agent learn`.
-        here = [lr for lr in found if not lr.dismissed_finding or lr.origin.get("path") == path]
-        rules = [lr.text for lr in here]
-        dismissed = [lr.dismissed_finding for lr in here if lr.dismissed_finding]
-        return rules, dismissed
-
-    return recall
-
-
 def _config(thread_id: str, files: int) -> dict[str, Any]:
     # two supersteps a file at worst (review, collect), plus the fixed steps around them
     return {"configurable": {"thread_id": thread_id}, "recursion_limit": 2 * files + 20}
 
 
-def run_review(
-    options: ReviewOptions, settings: Settings, listener: ProgressListener | None = None
-) -> ReviewReport:
-    listener = listener or SilentListener()
+def _validate(options: ReviewOptions) -> None:
     if options.concurrency < 1:
         raise BadInput("--concurrency must be at least 1")
     if options.max_cost is not None and options.max_cost <= 0:
         raise BadInput("--max-cost must be more than 0")
     if options.max_files is not None and options.max_files < 1:
         raise BadInput("--max-files must be at least 1")
+    if options.review_event not in REVIEW_EVENTS:
+        raise BadInput(f"--event must be one of {', '.join(sorted(REVIEW_EVENTS))}")
+
+
+def run_review(
+    options: ReviewOptions, settings: Settings, listener: ProgressListener | None = None
+) -> ReviewReport:
+    listener = listener or SilentListener()
+    _validate(options)
+    # Everything that can reject the input happens before storage is opened.
     source = build_source(options.target, settings, options.base, options.head)
     if options.post and resolved_kind(source) != "github":
         raise BadInput("--post needs a pull request URL; a local review is only reported")
-    if options.review_event not in REVIEW_EVENTS:
-        raise BadInput(f"--event must be one of {', '.join(sorted(REVIEW_EVENTS))}")
     resolved = source.resolve()
     files = source.list_files()
     thread_id = thread_id_for(resolved)
     user = options.user or default_user(resolved)
     repo_config, config_problem = read_repo_config(source)
     reviewer = CountingReviewer(build_reviewer(settings, options.model or repo_config.model))
+    offline = not settings.model_configured
     with thread_lease(settings, thread_id, options.wait), open_storage(settings) as storage:
         results = ReviewResults(storage.store)
         if options.fresh:
@@ -288,19 +214,17 @@ def run_review(
             stop=options.stop,
             price=pricer(settings, reviewer.name),
             max_cost=options.max_cost,
-            retry_attempts=2,
             retry_interval=settings.retry_interval,
             plan_options={"max_files": options.max_files} if options.max_files else {},
         )
-        scopes = learning_scopes(user, resolved)
         new_thread = storage.checkpointer.get_tuple(_config(thread_id, 0)) is None
         if resolved.kind == "github" and new_thread:
             learn_from_dismissals(source, storage.learnings(), resolved, listener)
+        scopes = learning_scopes(user, resolved)
         if scopes:
             learnings = storage.learnings()
             ports.recall = recaller(learnings, scopes)
             ports.similarity = learnings.similarity
-        offline = not settings.model_configured
 
         def report_of(values: dict[str, Any], resumed: bool = False, done_before: int = 0) -> ReviewReport:
             return build_report(
@@ -314,16 +238,7 @@ def run_review(
             )
 
         if options.post:
-            from review_agent.publish.github import GitHubPublisher
-
-            publisher = GitHubPublisher(source)  # type: ignore[arg-type]
-
-            def publish(values: dict[str, Any]) -> dict[str, Any]:
-                result = publisher.publish(report_of(values), event=options.review_event)
-                listener.info(result.message)
-                return result.model_dump(mode="json")
-
-            ports.publish = publish
+            ports.publish = _publisher(source, report_of, options.review_event, listener)
         graph = build_graph(ports, storage.checkpointer, storage.store)
         config = _config(thread_id, len(files))
         snapshot = graph.get_state(config)
@@ -334,13 +249,11 @@ def run_review(
             total = values.get("files_total", 0)
             listener.info(f"Already reviewed: {total}/{total} files done (use --fresh to start over)")
             if ports.publish is not None and not is_posted(values.get("posted")):
-                posted = ports.publish(dict(values))
-                graph.update_state(config, {"posted": posted}, as_node="publish")
-                values = graph.get_state(config).values
+                # every file was saved, but the run stopped before (or while) posting
+                graph.update_state(config, {"posted": ports.publish(dict(values))}, as_node="publish")
         else:
             if resumed:
-                total = values.get("files_total", len(files))
-                listener.info(f"Resuming: {done_before}/{total} files done")
+                listener.info(f"Resuming: {done_before}/{values.get('files_total', len(files))} files done")
             listener.begin(
                 total=values.get("files_total", 0) if resumed else 0,
                 done=done_before,
@@ -348,9 +261,8 @@ def run_review(
                 offline=offline,
                 reviewer=reviewer.name,
             )
-            graph_input = None if snapshot.next else {"thread_id": thread_id}
             try:
-                _drive(graph, graph_input, config, listener)
+                _drive(graph, None if snapshot.next else {"thread_id": thread_id}, config, listener)
             except Interrupted:
                 done = results.count(thread_id)
                 total = graph.get_state(config).values.get("files_total", len(files))
@@ -363,8 +275,25 @@ def run_review(
                     # believe it had started
                     storage.checkpointer.delete_thread(thread_id)
                 raise
-            values = graph.get_state(config).values
-        return report_of(values, resumed, done_before)
+        return report_of(graph.get_state(config).values, resumed, done_before)
+
+
+def _publisher(
+    source: Source,
+    report_of: Callable[[dict[str, Any]], ReviewReport],
+    event: str,
+    listener: ProgressListener,
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    from review_agent.publish.github import GitHubPublisher
+
+    publisher = GitHubPublisher(source)  # type: ignore[arg-type]
+
+    def publish(values: dict[str, Any]) -> dict[str, Any]:
+        result = publisher.publish(report_of(values), event=event)
+        listener.info(result.message)
+        return result.model_dump(mode="json")
+
+    return publish
 
 
 def _drive(graph, graph_input, config, listener: ProgressListener) -> None:
@@ -432,117 +361,3 @@ def build_report(
         notes=notes,
         posted=values.get("posted"),
     )
-
-
-# -- read-only views ---------------------------------------------------------------------------
-
-
-@dataclass
-class StatusInfo:
-    target: str
-    thread_id: str
-    head_sha: str
-    started: bool
-    finished: bool = False
-    done: int = 0
-    total: int = 0
-    current: list[str] = field(default_factory=list)
-    skipped: int = 0
-    updated_at: str | None = None
-
-
-@dataclass
-class HistoryEntry:
-    step: int
-    ts: str
-    source: str
-    checkpoint_id: str
-    event: str
-    files: list[FileReview] = field(default_factory=list)
-
-
-@contextmanager
-def _thread_view(
-    target: str, settings: Settings, base: str | None, head: str | None
-) -> Iterator[tuple[ResolvedTarget, str, Storage]]:
-    source = build_source(target, settings, base, head)
-    resolved = source.resolve()
-    with open_storage(settings) as storage:
-        yield resolved, thread_id_for(resolved), storage
-
-
-def review_status(
-    target: str, settings: Settings, base: str | None = None, head: str | None = None
-) -> StatusInfo:
-    with _thread_view(target, settings, base, head) as (resolved, thread_id, storage):
-        cfg = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-        tup = storage.checkpointer.get_tuple(cfg)
-        info = StatusInfo(resolved.display, thread_id, resolved.head_sha, started=tup is not None)
-        if tup is None:
-            return info
-        values = tup.checkpoint.get("channel_values", {})
-        info.finished = bool(values.get("finished"))
-        info.total = int(values.get("files_total", 0))
-        info.done = ReviewResults(storage.store).count(thread_id)
-        info.current = [] if info.finished else list(values.get("batch") or [])
-        info.skipped = len(values.get("skipped") or [])
-        info.updated_at = tup.checkpoint.get("ts")
-        return info
-
-
-def _event(values: dict[str, Any], prev: dict[str, Any] | None) -> str:
-    """What happened at this checkpoint, judged against the one before it."""
-    if values.get("finished"):
-        return "finished"
-    cursor = values.get("cursor")
-    prev_cursor = (prev or {}).get("cursor")
-    if cursor is not None and prev_cursor is not None and cursor > prev_cursor:
-        return "reviewed " + ", ".join(values.get("last_done") or [])
-    if cursor == 0 and prev_cursor is None and "plan" in values:
-        skipped = len(values.get("skipped") or [])
-        return f"planned {values.get('files_total', 0)} files, {skipped} skipped"
-    if values.get("batch") and cursor == prev_cursor:
-        return "reviewing " + ", ".join(values["batch"])
-    if "preferences" in values and "preferences" not in (prev or {}):
-        return f"loaded {len(values['preferences'] or {})} preference(s)"
-    if "target" in values and "target" not in (prev or {}):
-        return "resolved " + str(values["target"].get("head_sha", ""))[:12]
-    return "started"
-
-
-def review_history(
-    target: str, settings: Settings, base: str | None = None, head: str | None = None
-) -> tuple[str, list[HistoryEntry]]:
-    with _thread_view(target, settings, base, head) as (_resolved, thread_id, storage):
-        reviews = ReviewResults(storage.store).list(thread_id)
-        cfg = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-        tuples = sorted(
-            storage.checkpointer.list(cfg),
-            key=lambda t: (int((t.metadata or {}).get("step", -1)), t.checkpoint["id"]),
-        )
-        entries: list[HistoryEntry] = []
-        prev: dict[str, Any] | None = None
-        for tup in tuples:
-            values = tup.checkpoint.get("channel_values", {})
-            meta = tup.metadata or {}
-            event = _event(values, prev)
-            done = values.get("last_done") or [] if event.startswith("reviewed") else []
-            entries.append(
-                HistoryEntry(
-                    step=int(meta.get("step", -1)),
-                    ts=_short_ts(tup.checkpoint.get("ts", "")),
-                    source=str(meta.get("source", "")),
-                    checkpoint_id=tup.checkpoint["id"],
-                    event=event,
-                    files=[reviews[p] for p in done if p in reviews],
-                )
-            )
-            prev = values
-        return thread_id, entries
-
-
-def _short_ts(ts: str) -> str:
-    try:
-        return datetime.fromisoformat(ts).strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return ts
