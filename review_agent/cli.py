@@ -76,6 +76,10 @@ def _settings(**overrides: object) -> Settings:
     handler.addFilter(_RedactSecrets(settings.secrets()))
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    # Libraries that narrate their own retries and teardown: what matters reaches the user as
+    # our one-line error, not as their log lines.
+    for noisy in ("psycopg", "psycopg.pool", "github", "httpx", "openai"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     return settings
 
 

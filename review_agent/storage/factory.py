@@ -6,12 +6,14 @@ options they need and turns "cannot connect" into ServiceUnavailable (exit code 
 
 from __future__ import annotations
 
+import errno
 import logging
 import sqlite3
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from langchain_core.embeddings import Embeddings
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -127,6 +129,61 @@ def _setup_pg_store(store: BaseStore) -> None:
         ) from exc
 
 
+def check_redis_url(url: str) -> None:
+    """Refuse a REDIS_URL that cannot name a Redis database (redis-py would quietly use db 0)."""
+    parts = urlsplit(url)
+    problem = None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        problem = f"the scheme must be redis://, rediss:// or unix://, not {parts.scheme or 'none'!r}"
+    elif parts.scheme != "unix":
+        try:
+            parts.port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            problem = "the port is not a number"
+        db = parts.path.strip("/")
+        if problem is None and db and not db.isdigit():
+            problem = f"the database must be a number, not {db[:20]!r}"
+    if problem:
+        raise BadInput(f"REDIS_URL is not a valid Redis URL ({redact_url(url)}): {problem}")
+
+
+def _quietly(close: Callable[[], None]) -> Callable[[], None]:
+    """Closing a connection that the server already dropped must not hide the real error."""
+
+    def run() -> None:
+        with suppress(Exception):
+            close()
+
+    return run
+
+
+@contextmanager
+def translated_errors(settings: Settings) -> Iterator[None]:
+    """A database lost or full in the middle of a review is a service problem (exit 3, state
+    saved up to the last step), said in one line — not a traceback."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        first = (str(exc).strip().splitlines() or ["connection lost"])[0]
+        raise ServiceUnavailable(
+            f"database at {redact_url(settings.database_url)} failed: {first}; progress up to the "
+            "last saved step is kept: rerun the same command when it is back"
+        ) from exc
+    except sqlite3.OperationalError as exc:
+        raise ServiceUnavailable(
+            f"cannot write the SQLite database {settings.sqlite_path}: {exc}; free some space (or "
+            "fix its permissions) and rerun the same command"
+        ) from exc
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise
+        raise ServiceUnavailable(
+            f"no space left for review-agent's state ({exc.strerror}); free some space and rerun"
+        ) from exc
+
+
 @contextmanager
 def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]:
     """Open the checkpointer and store the settings ask for; close them on exit."""
@@ -151,9 +208,9 @@ def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]
             from langgraph.store.postgres import PostgresStore
 
             saver_conn = _open_postgres(url)
-            stack.callback(saver_conn.close)
+            stack.callback(_quietly(saver_conn.close))
             store_conn = _open_postgres(url)
-            stack.callback(store_conn.close)
+            stack.callback(_quietly(store_conn.close))
             checkpointer = PostgresSaver(saver_conn, serde=StrictSerializer())
             store = PostgresStore(
                 store_conn,
@@ -172,6 +229,7 @@ def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]
         if settings.redis_url:
             from review_agent.storage.redis_tier import RedisTierSaver
 
+            check_redis_url(settings.redis_url)
             try:
                 tier = RedisTierSaver(
                     checkpointer, settings.redis_url, ttl_seconds=settings.redis_ttl_seconds
@@ -181,12 +239,13 @@ def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]
             stack.callback(tier.close)
             checkpointer = tier
             backend += " + redis"
-        if setup:
-            _check_embedding_record(store, emb_name, dims)
-        yield Storage(
-            checkpointer=checkpointer,
-            store=store,
-            backend=backend,
-            embeddings=embeddings,
-            vector_index=vector_index,
-        )
+        with translated_errors(settings):
+            if setup:
+                _check_embedding_record(store, emb_name, dims)
+            yield Storage(
+                checkpointer=checkpointer,
+                store=store,
+                backend=backend,
+                embeddings=embeddings,
+                vector_index=vector_index,
+            )
