@@ -1,0 +1,47 @@
+"""Operator commands: `db init` (idempotent) and `db prune` (retention), on both backends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.crash import run_cli
+from tests.gitrepo import make_repo
+
+
+def _checkpoint_count(env: dict[str, str]) -> int:
+    if "DATABASE_URL" in env:
+        import psycopg
+
+        with psycopg.connect(env["DATABASE_URL"]) as conn:
+            return conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+    import sqlite3
+
+    db = Path(env["REVIEW_AGENT_HOME"]) / "review-agent.sqlite"
+    return sqlite3.connect(db).execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+
+
+def test_db_init_twice_then_prune_keeps_what_resume_and_reports_need(
+    tmp_path: Path, backend_env: dict[str, str]
+) -> None:
+    env = backend_env
+    for _ in range(2):
+        r = run_cli(["db", "init"], env, tmp_path)
+        assert r.returncode == 0 and "database ready" in r.stdout, r.stderr
+    repo = make_repo(tmp_path, files=4)
+    args = ["review", str(repo), "--base", "main", "-j", "1", "-f", "json"]
+    first = run_cli(args, env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = _checkpoint_count(env)
+    assert before > 8
+
+    r = run_cli(["db", "prune"], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"{before} checkpoints -> 1" in r.stdout
+    assert _checkpoint_count(env) == 1
+
+    again = run_cli(args, env, tmp_path)
+    assert again.returncode == 0 and "Already reviewed: 4/4" in again.stderr
+    assert json.loads(again.stdout)["files"] == json.loads(first.stdout)["files"]
+    status = run_cli(["status", str(repo), "--base", "main"], env, tmp_path)
+    assert "finished, 4/4 files done" in status.stdout
