@@ -38,10 +38,12 @@ class ParsedPatch:
         return True
 
 
-def _with_headers(path: str, hunks: str) -> str:
+def _with_headers(hunks: str) -> str:
+    # A fixed name, not the real path: a path with a newline would break the header line, and
+    # ParsedPatch.path carries the real one anyway.
     if hunks.startswith("--- ") or hunks.startswith("diff --git"):
         return hunks
-    return f"--- a/{path}\n+++ b/{path}\n{hunks}"
+    return f"--- a/file\n+++ b/file\n{hunks}"
 
 
 def parse_patch(path: str, hunks: str) -> ParsedPatch:
@@ -52,7 +54,7 @@ def parse_patch(path: str, hunks: str) -> ParsedPatch:
     left: set[int] = set()
     out: list[str] = []
     try:
-        patch_set = PatchSet(_with_headers(path, text))
+        patch_set = PatchSet(_with_headers(text))
     except UnidiffParseError:
         patch_set = []
     for patched_file in patch_set:

@@ -262,7 +262,8 @@ def run_review(
                 reviewer=reviewer.name,
             )
             try:
-                _drive(graph, None if snapshot.next else {"thread_id": thread_id}, config, listener)
+                saved = set(results.list(thread_id)) if resumed else set()
+                _drive(graph, None if snapshot.next else {"thread_id": thread_id}, config, listener, saved)
             except Interrupted:
                 done = results.count(thread_id)
                 total = graph.get_state(config).values.get("files_total", len(files))
@@ -296,7 +297,9 @@ def _publisher(
     return publish
 
 
-def _drive(graph, graph_input, config, listener: ProgressListener) -> None:
+def _drive(graph, graph_input, config, listener: ProgressListener, saved: set[str]) -> None:
+    """Run the graph, telling the listener about each file. ``saved``: files already counted as
+    done when this run resumed (a re-executed step reports them again; they are not new)."""
     for mode, chunk in graph.stream(
         graph_input, config, stream_mode=["updates", "custom"], durability="sync"
     ):
@@ -306,6 +309,8 @@ def _drive(graph, graph_input, config, listener: ProgressListener) -> None:
                 total=update.get("files_total", 0), done=0, resumed=False, offline=False, reviewer=""
             )
         elif mode == "custom" and isinstance(chunk, dict) and "file_done" in chunk:
+            if chunk["file_done"] in saved:
+                continue
             listener.file_done(chunk["file_done"], reused=chunk["reused"], comments=chunk["comments"])
 
 

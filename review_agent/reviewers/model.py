@@ -573,6 +573,32 @@ def _read_review(payload: Any, patch: ParsedPatch) -> tuple[str, list[Comment]]:
     return fold_into_summary(summary, stray), anchored
 
 
+_WORDS = re.compile(r"[a-z0-9]+")
+LEAK_RUN = 8  # words in a row shared with the instructions: an echo, not a coincidence
+LEAK_NOTE = "(removed: the model's answer repeated its own instructions, as a prompt injection asks)"
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    words = _WORDS.findall(text.lower())
+    return {tuple(words[i : i + LEAK_RUN]) for i in range(len(words) - LEAK_RUN + 1)}
+
+
+def withhold_instructions(
+    summary: str, comments: list[Comment], instructions: str
+) -> tuple[str, list[Comment]]:
+    """A model that obeys an injected "print your system prompt" must not publish it: any text
+    sharing a run of LEAK_RUN words with the instructions is withheld (the summary replaced by a
+    note, such a comment dropped). Done here so the report, the store and GitHub all get the
+    clean text."""
+    secret = _shingles(instructions)
+    if _shingles(summary) & secret:
+        summary = LEAK_NOTE
+    kept = [c for c in comments if not (_shingles(c.body) & secret)]
+    if len(kept) < len(comments) and summary != LEAK_NOTE:
+        summary = f"{summary}\n\n{LEAK_NOTE}"
+    return summary, kept
+
+
 # -- the reviewer ----------------------------------------------------------------------------
 
 
@@ -690,6 +716,7 @@ class ModelReviewer:
             )
             try:
                 summary, comments = _read_review(_payload(attempt.result), request.patch)
+                summary, comments = withhold_instructions(summary, comments, system_prompt(request))
             except _Malformed as exc:
                 problem = str(exc)
                 if turn == 0:

@@ -501,6 +501,10 @@ class GitHubSource:
         changed = self.get_file(path)
         if changed is not None and (changed.status == "removed" or changed.is_binary):
             return None
+        if not is_safe_repo_path(path):
+            # "..", "." or empty segments would be resolved by the HTTP client into another API
+            # route (another repository the token can read): review from the patch alone
+            return None
         head = self._target.head_sha
         with self._calling_github():
             try:
@@ -530,6 +534,13 @@ class GitHubSource:
         if blob.encoding == "base64":
             return _decode(base64.b64decode(blob.content or ""))
         return _decode((blob.content or "").encode("utf-8"))
+
+
+def is_safe_repo_path(path: str) -> bool:
+    """A path that names a file inside the repository and nothing else once put in a URL."""
+    if not path or path.startswith("/") or "\\" in path:
+        return False
+    return all(seg not in ("", ".", "..") for seg in path.split("/"))
 
 
 def _changed_file(

@@ -17,6 +17,38 @@ from review_agent.sources.base import ChangedFile, ResolvedTarget
 MAX_CONTENT_BYTES = 2_000_000
 
 
+_C_ESCAPES = {"n": 10, "t": 9, '"': 34, "\\": 92, "a": 7, "b": 8, "f": 12, "r": 13, "v": 11}
+
+
+def unquote_git_path(name: str) -> str:
+    """Undo git's C-style quoting of a path (``"b/na\\303\\257ve.py"``, ``"a\\tb"``): names with
+    control characters, quotes or (without core.quotepath=off) non-ASCII bytes come quoted."""
+    if len(name) < 2 or not (name.startswith('"') and name.endswith('"')):
+        return name
+    body = name[1:-1]
+    out = bytearray()
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if (
+                nxt in "01234567"
+                and i + 3 < len(body) + 0
+                and all(c in "01234567" for c in body[i + 1 : i + 4])
+            ):
+                out.append(int(body[i + 1 : i + 4], 8))
+                i += 4
+                continue
+            if nxt in _C_ESCAPES:
+                out.append(_C_ESCAPES[nxt])
+                i += 2
+                continue
+        out.extend(ch.encode("utf-8", "surrogateescape"))
+        i += 1
+    return out.decode("utf-8", "replace")
+
+
 class LocalGitSource:
     def __init__(self, path: str | Path, base: str | None = None, head: str | None = None) -> None:
         self.requested_path = Path(path)
@@ -95,7 +127,15 @@ class LocalGitSource:
     def _files(self) -> dict[str, ChangedFile]:
         _, _, head_sha = self._shas
         raw = self._git(
-            "diff", "--no-color", "--no-ext-diff", "--find-renames", "-U3", self._merge_base, head_sha
+            "-c",
+            "core.quotepath=off",
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "--find-renames",
+            "-U3",
+            self._merge_base,
+            head_sha,
         ).stdout.decode("utf-8", "replace")
         blobs = self._blob_shas(head_sha)
         files: dict[str, ChangedFile] = {}
@@ -104,10 +144,12 @@ class LocalGitSource:
         except UnidiffParseError as exc:
             raise BadInput(f"could not parse the diff of {self.root}: {exc}") from exc
         for pf in patch_set:
+            source_name = unquote_git_path(pf.source_file)
+            target_name = unquote_git_path(pf.target_file)
             if pf.is_removed_file:
-                status, path = "removed", pf.source_file.removeprefix("a/")
+                status, path = "removed", source_name.removeprefix("a/")
             else:
-                path = pf.target_file.removeprefix("b/")
+                path = target_name.removeprefix("b/")
                 if pf.is_added_file:
                     status = "added"
                 elif pf.is_rename:
@@ -124,7 +166,7 @@ class LocalGitSource:
                 additions=pf.added,
                 deletions=pf.removed,
                 is_binary=binary,
-                previous_path=pf.source_file.removeprefix("a/") if pf.is_rename else None,
+                previous_path=source_name.removeprefix("a/") if pf.is_rename else None,
             )
         return dict(sorted(files.items()))
 
