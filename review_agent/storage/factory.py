@@ -172,6 +172,11 @@ def translated_errors(settings: Settings) -> Iterator[None]:
             "last saved step is kept: rerun the same command when it is back"
         ) from exc
     except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            raise ServiceUnavailable(
+                f"the SQLite database {settings.sqlite_path} stayed locked by another process for "
+                "30 s; rerun the same command when it is done"
+            ) from exc
         raise ServiceUnavailable(
             f"cannot write the SQLite database {settings.sqlite_path}: {exc}; free some space (or "
             "fix its permissions) and rerun the same command"
