@@ -716,7 +716,9 @@ class ModelReviewer:
             )
             try:
                 summary, comments = _read_review(_payload(attempt.result), request.patch)
-                summary, comments = withhold_instructions(summary, comments, system_prompt(request))
+                # the fixed instructions only: preferences and learnings are the user's own words,
+                # and a finding may rightly quote them
+                summary, comments = withhold_instructions(summary, comments, SYSTEM_PROMPT)
             except _Malformed as exc:
                 problem = str(exc)
                 if turn == 0:
