@@ -166,9 +166,14 @@ def pricer(settings: Settings, reviewer_name: str) -> Callable[[Usage], float | 
     return lambda usage: cost_of(usage, price)
 
 
-def _config(thread_id: str, files: int) -> dict[str, Any]:
-    # two supersteps a file at worst (review, collect), plus the fixed steps around them
-    return {"configurable": {"thread_id": thread_id}, "recursion_limit": 2 * files + 20}
+def _config(thread_id: str, files: int, concurrency: int = 1) -> dict[str, Any]:
+    return {
+        "configurable": {"thread_id": thread_id},
+        # one superstep per file at worst, plus the fixed steps around them
+        "recursion_limit": files + 20,
+        # LangGraph's own pool (cpu + 4 threads by default) must not cap the review's
+        "max_concurrency": concurrency + 4,
+    }
 
 
 def _validate(options: ReviewOptions) -> None:
@@ -230,6 +235,7 @@ def run_review(
             return build_report(
                 values,
                 results.list(thread_id),
+                *results.get_plan(thread_id),
                 backend=storage.backend,
                 reviewer=reviewer,
                 resumed=resumed,
@@ -240,7 +246,7 @@ def run_review(
         if options.post:
             ports.publish = _publisher(source, report_of, options.review_event, listener)
         graph = build_graph(ports, storage.checkpointer, storage.store)
-        config = _config(thread_id, len(files))
+        config = _config(thread_id, len(files), options.concurrency)
         snapshot = graph.get_state(config)
         values = snapshot.values or {}
         resumed = bool(values)
@@ -324,6 +330,8 @@ def _total_cost(files: list[FileReview]) -> float | None:
 def build_report(
     values: dict[str, Any],
     reviews: dict[str, FileReview],
+    plan: list[dict[str, Any]],
+    skipped: list[dict[str, Any]],
     *,
     backend: str,
     reviewer: CountingReviewer,
@@ -332,7 +340,7 @@ def build_report(
     offline: bool,
 ) -> ReviewReport:
     target = values.get("target") or {}
-    plan_paths = [p["path"] for p in values.get("plan", [])]
+    plan_paths = [p["path"] for p in plan]
     files = [reviews[p] for p in plan_paths if p in reviews]
     notes = list(target.get("notes") or []) + list(values.get("notes") or [])
     suppressed = sum(f.suppressed for f in files)
@@ -354,7 +362,7 @@ def build_report(
         resumed_from=done_before,
         files_total=values.get("files_total", len(plan_paths)),
         files=files,
-        skipped=[Skipped.model_validate(s) for s in values.get("skipped", [])],
+        skipped=[Skipped.model_validate(s) for s in skipped],
         model_calls=reviewer.calls,
         model_calls_total=values.get("model_calls", 0),
         cost_usd=_total_cost(files),

@@ -65,7 +65,7 @@ def review_status(
         info.total = int(values.get("files_total", 0))
         info.done = ReviewResults(storage.store).count(thread_id)
         info.current = [] if info.finished else list(values.get("batch") or [])
-        info.skipped = len(values.get("skipped") or [])
+        info.skipped = int(values.get("skipped_total", 0))
         info.updated_at = tup.checkpoint.get("ts")
         return info
 
@@ -78,8 +78,8 @@ def _event(values: dict[str, Any], prev: dict[str, Any] | None) -> str:
     prev_cursor = (prev or {}).get("cursor")
     if cursor is not None and prev_cursor is not None and cursor > prev_cursor:
         return "reviewed " + ", ".join(values.get("last_done") or [])
-    if cursor == 0 and prev_cursor is None and "plan" in values:
-        skipped = len(values.get("skipped") or [])
+    if cursor == 0 and prev_cursor is None and "files_total" in values:
+        skipped = values.get("skipped_total", 0)
         return f"planned {values.get('files_total', 0)} files, {skipped} skipped"
     if values.get("batch") and cursor == prev_cursor:
         return "reviewing " + ", ".join(values["batch"])

@@ -1,8 +1,13 @@
 """The review workflow.
 
-    START → start → load_preferences → plan ─┬─(Send × concurrency)→ review_file → collect ─┐
-                                              │                                             │
-                                              └─────→ summarise → publish → END ←─(done)────┘
+    START → start → load_preferences → plan ─→ review_window ⟲ ─→ summarise → publish → END
+
+``plan`` writes the plan once, to the store. Each ``review_window`` superstep reviews the next
+window of files (one file at concurrency 1; concurrency × 4 files otherwise) with a pool that
+starts the next file as soon as one finishes, so a slow file holds up no batch. Every file's
+review is written to the store the moment it is done — before the superstep is checkpointed —
+and a re-executed window skips the files already there, so a kill loses at most the files in
+flight and a finished file is never sent to the model again.
 
 ``plan`` and ``collect`` choose the next batch; the fan-out leaves from one node per superstep
 (DESIGN.md §9: attached to the parallel node, every branch would fan out again). Each
@@ -12,10 +17,12 @@ skips the model when that result is already there, so a re-executed step never p
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,14 +30,14 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.base import BaseStore
-from langgraph.types import RetryPolicy, Send
+from langgraph.types import RetryPolicy
 
 from review_agent.errors import BadInput, BudgetExhausted, Interrupted, ServiceUnavailable
 from review_agent.graph.planning import plan_files
 from review_agent.patches import fold_into_summary, parse_patch, split_anchored
 from review_agent.reviewers.base import Reviewer, ReviewRequest
 from review_agent.sources.base import ResolvedTarget, Source
-from review_agent.state.graph_state import FileTask, ReviewState
+from review_agent.state.graph_state import ReviewState
 from review_agent.state.identity import stable_digest
 from review_agent.state.schemas import FileReview, Usage
 from review_agent.storage.results import ReviewResults
@@ -100,11 +107,21 @@ def _target_summary(t: ResolvedTarget) -> dict[str, Any]:
     }
 
 
+WINDOW_ROUNDS = 4  # a superstep reviews up to concurrency × this many files, refilling the pool
+
+
 def build_graph(
     ports: GraphPorts, checkpointer: BaseCheckpointSaver | None, store: BaseStore
 ):  # -> CompiledStateGraph
     results = ReviewResults(store)
     width = max(1, ports.concurrency)
+    window = 1 if width == 1 else width * WINDOW_ROUNDS
+    plans: dict[str, list[dict[str, Any]]] = {}  # the plan, read from the store once per process
+
+    def plan_of(thread_id: str) -> list[dict[str, Any]]:
+        if thread_id not in plans:
+            plans[thread_id] = results.get_plan(thread_id)[0]
+        return plans[thread_id]
 
     def start(state: ReviewState) -> dict[str, Any]:
         return {
@@ -127,47 +144,33 @@ def build_graph(
             if key in prefs and key not in options:
                 options[key] = prefs[key]
         planned, skipped = plan_files(ports.source.list_files(), **options)
-        paths = [p.path for p in planned]
+        entries = [p.model_dump(mode="json") for p in planned]
+        # written once, to the store: a checkpoint then never carries the whole plan again
+        results.put_plan(ports.thread_id, entries, [s.model_dump(mode="json") for s in skipped])
+        plans[ports.thread_id] = entries
         return {
-            "plan": [p.model_dump(mode="json") for p in planned],
-            "skipped": [s.model_dump(mode="json") for s in skipped],
             "files_total": len(planned),
+            "skipped_total": len(skipped),
             "cursor": 0,
-            "batch": paths[:width],
+            "batch": [e["path"] for e in entries[:window]],
             "last_done": [],
             "finished": False,
         }
 
-    def route(state: ReviewState) -> list[Send] | str:
-        batch = state.get("batch") or []
-        if not batch:
-            return "summarise"
-        plan_ = state["plan"]
-        cursor = state.get("cursor", 0)
-        prefs = state.get("preferences") or {}
-        return [
-            Send(
-                "review_file",
-                FileTask(
-                    thread_id=ports.thread_id,
-                    index=cursor + i,
-                    file=plan_[cursor + i],
-                    preferences=prefs,
-                ),
-            )
-            for i in range(len(batch))
-        ]
+    def route(state: ReviewState) -> str:
+        return "review_window" if state.get("batch") else "summarise"
 
-    def review_file(task: FileTask) -> dict[str, Any]:
-        path = task["file"]["path"]
-        if ports.stop is not None and ports.stop.is_set():
+    def review_one(
+        entry: dict[str, Any], prefs: dict[str, Any], writer: Any, abort: threading.Event
+    ) -> FileReview:
+        path = entry["path"]
+        if (ports.stop is not None and ports.stop.is_set()) or abort.is_set():
             # files already in flight finish and are saved; this one waits for the rerun
             raise Interrupted("stopped before " + path)
-        writer = get_stream_writer()
         done = results.get(ports.thread_id, path)
         if done is not None:  # finished before a crash: never ask the model again
             writer({"file_done": path, "comments": len(done.comments), "reused": True})
-            return {"model_calls": 0}
+            return done.model_copy(update={"model_calls": 0, "cost_usd": None})
         changed = ports.source.get_file(path)
         if changed is None or changed.patch is None:
             raise BadInput(f"{path} is no longer part of the change; rerun with --fresh")
@@ -183,7 +186,7 @@ def build_graph(
             changed.blob_sha,
             changed.patch,
             ports.reviewer,
-            {"preferences": task["preferences"], "learnings": rules},
+            {"preferences": prefs, "learnings": rules},
         )
         raw = results.get_cached(key)
         if raw is None:
@@ -193,7 +196,7 @@ def build_graph(
                     path=path,
                     patch=parsed,
                     content=content,
-                    preferences=task["preferences"],
+                    preferences=prefs,
                     learnings=tuple(rules),
                 )
             )
@@ -217,23 +220,58 @@ def build_graph(
             sim = ports.similarity
             kept = [c for c in raw.comments if all(sim(c.body, d) < ports.suppress_score for d in dismissed)]
             review = raw.model_copy(update={"comments": kept, "suppressed": len(raw.comments) - len(kept)})
+        # saved the moment it is done, before this superstep's checkpoint: a kill loses at most
+        # the files still in flight
         results.put(ports.thread_id, review)
         writer({"file_done": path, "comments": len(review.comments), "reused": review.reused})
-        spent = review.cost_usd if review.cost_usd is not None and review.model_calls else 0.0
-        return {"model_calls": review.model_calls, "cost_usd": spent}
+        return review
 
-    def collect(state: ReviewState) -> dict[str, Any]:
-        batch = state.get("batch") or []
-        cursor = state.get("cursor", 0) + len(batch)
+    def review_window(state: ReviewState) -> dict[str, Any]:
+        """Review the window's files, up to ``concurrency`` at a time, starting the next file as
+        soon as one finishes (a fixed batch would wait for its slowest file: DESIGN.md §9)."""
+        entries = plan_of(ports.thread_id)
+        cursor = state.get("cursor", 0)
         spent = state.get("cost_usd", 0.0)
-        if ports.max_cost is not None and spent >= ports.max_cost and cursor < len(state["plan"]):
-            # raised before this step is saved: the rerun (with a higher budget) resumes here
+        if ports.max_cost is not None and spent >= ports.max_cost:
+            # raised before any work: the saved state stays at the last finished window
             raise BudgetExhausted(
                 f"budget reached: ${spent:.4f} of --max-cost ${ports.max_cost:.2f} spent, "
-                f"{cursor}/{len(state['plan'])} files saved; rerun with a higher --max-cost to continue"
+                f"{cursor}/{len(entries)} files saved; rerun with a higher --max-cost to continue"
             )
-        paths = [p["path"] for p in state["plan"][cursor : cursor + width]]
-        return {"cursor": cursor, "last_done": batch, "batch": paths}
+        todo = entries[cursor : cursor + len(state.get("batch") or [])]
+        prefs = state.get("preferences") or {}
+        writer = get_stream_writer()
+        abort = threading.Event()
+        reviews: list[FileReview] = []
+        if width == 1:
+            reviews = [review_one(e, prefs, writer, abort) for e in todo]
+        else:
+            with ThreadPoolExecutor(max_workers=width, thread_name_prefix="review") as pool:
+                # each task runs in a copy of this node's context, where LangGraph keeps its
+                # config (the stream writer needs it); one copy per task, as a context can be
+                # entered by one thread at a time
+                futures = [
+                    pool.submit(contextvars.copy_context().run, review_one, e, prefs, writer, abort)
+                    for e in todo
+                ]
+                failure: BaseException | None = None
+                for fut in as_completed(futures):
+                    try:
+                        reviews.append(fut.result())
+                    except BaseException as exc:  # the first failure stops new files; those running finish
+                        abort.set()
+                        if failure is None or isinstance(failure, Interrupted):
+                            failure = exc
+                if failure is not None:
+                    raise failure
+        nxt = cursor + len(todo)
+        return {
+            "model_calls": sum(r.model_calls for r in reviews),
+            "cost_usd": sum(r.cost_usd or 0.0 for r in reviews if r.model_calls),
+            "cursor": nxt,
+            "last_done": [e["path"] for e in todo],
+            "batch": [e["path"] for e in entries[nxt : nxt + window]],
+        }
 
     def summarise(state: ReviewState) -> dict[str, Any]:
         return {"finished": True, "batch": [], "last_done": []}
@@ -246,7 +284,8 @@ def build_graph(
 
     # Transient failures (timeouts, 429 with Retry-After, 5xx) are first retried by the model
     # client itself; a ServiceUnavailable that still escapes is retried here once more after a
-    # pause (a server restarting), then ends the run with state saved: the rerun resumes here.
+    # pause (a server restarting): the files already saved are not reviewed again. Then the run
+    # ends with state saved, and the rerun resumes here.
     model_retry = RetryPolicy(
         max_attempts=max(1, ports.retry_attempts),
         initial_interval=ports.retry_interval,
@@ -258,16 +297,14 @@ def build_graph(
     g.add_node("start", start)
     g.add_node("load_preferences", load_preferences)
     g.add_node("plan", plan)
-    g.add_node("review_file", review_file, input_schema=FileTask, retry_policy=model_retry)
-    g.add_node("collect", collect)
+    g.add_node("review_window", review_window, retry_policy=model_retry)
     g.add_node("summarise", summarise)
+    g.add_node("publish", publish)
     g.add_edge(START, "start")
     g.add_edge("start", "load_preferences")
     g.add_edge("load_preferences", "plan")
-    g.add_conditional_edges("plan", route, ["review_file", "summarise"])
-    g.add_edge("review_file", "collect")
-    g.add_conditional_edges("collect", route, ["review_file", "summarise"])
-    g.add_node("publish", publish)
+    g.add_conditional_edges("plan", route, ["review_window", "summarise"])
+    g.add_conditional_edges("review_window", route, ["review_window", "summarise"])
     g.add_edge("summarise", "publish")
     g.add_edge("publish", END)
     return g.compile(checkpointer=checkpointer, store=store)

@@ -5,8 +5,9 @@ superstep (195 KB a step at 200 files, DESIGN.md §9). Here each review is writt
 its thread, the moment the file is finished — before the checkpoint of that step — so a process
 killed between the two finds the review on rerun and does not ask the model again.
 
-Two namespaces:
+Three namespaces (the plan of a thread is kept here too, written once by its plan step):
 - ``("reviews", <thread digest>)``, key = file path: the reviews of one thread;
+- ``("plans", <thread digest>)``, key ``plan``: the files to review and those skipped;
 - ``("review_cache",)``, key = reuse key: the same review, found by a later push of the same PR
   when the file, its diff, the reviewer and the preferences are unchanged.
 Store labels may not contain dots, so thread ids are digested (stable, never ``hash()``).
@@ -29,6 +30,10 @@ def _ns(thread_id: str) -> tuple[str, ...]:
 
 
 CACHE_NS = ("review_cache",)
+
+
+def _plan_ns(thread_id: str) -> tuple[str, ...]:
+    return ("plans", stable_digest(thread_id))
 
 
 class ReviewResults:
@@ -59,6 +64,17 @@ class ReviewResults:
     def delete_thread(self, thread_id: str) -> None:
         for path in list(self.list(thread_id)):
             self.store.delete(_ns(thread_id), path)
+        self.store.delete(_plan_ns(thread_id), "plan")
+
+    def put_plan(self, thread_id: str, plan: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> None:
+        self.store.put(_plan_ns(thread_id), "plan", {"files": plan, "skipped": skipped}, index=False)
+
+    def get_plan(self, thread_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(files to review, skipped files), as the plan step of this thread wrote them."""
+        item = self.store.get(_plan_ns(thread_id), "plan")
+        if item is None:
+            return [], []
+        return list(item.value.get("files", [])), list(item.value.get("skipped", []))
 
     def get_cached(self, key: str) -> FileReview | None:
         item = self.store.get(CACHE_NS, key)
