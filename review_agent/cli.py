@@ -305,7 +305,6 @@ def history(
             typer.echo(f"            {f.path}: {len(f.comments)} comment(s); {first}")
 
 
-UserOpt = Annotated[str, typer.Option("--user", help="The user whose memory this is.")]
 
 
 @contextlib.contextmanager
@@ -334,36 +333,52 @@ def _scope(user: str | None, repo: str | None) -> tuple[str, str]:
     return ("user", user) if user else ("repo", repo)  # type: ignore[return-value]
 
 
+OrgOpt = Annotated[
+    str | None, typer.Option("--org", help="An organisation's defaults (under its users' own).")
+]
+OptUser = Annotated[str | None, typer.Option("--user", help="The user whose memory this is.")]
+
+
+def _owner(user: str | None, org: str | None) -> tuple[str, str]:
+    if bool(user) == bool(org):
+        _fail("name exactly one of --user LOGIN or --org ORG", 2)
+    return ("user", user) if user else ("org", org)  # type: ignore[return-value]
+
+
 @prefs_app.command("set")
 def prefs_set(
     key: str,
     value: Annotated[str, typer.Argument(help="A string, or JSON (a list, a number, true).")],
-    user: UserOpt,
+    user: OptUser = None,
+    org: OrgOpt = None,
 ) -> None:
     """Set one preference, e.g. `prefs set style "prefer early returns" --user alice`."""
+    scope, name = _owner(user, org)
     with _memory() as m:
-        m.preferences.set(user, key, _parse_value(value))
-    typer.echo(f"{user}: {key} set")
+        m.preferences.set(name, key, _parse_value(value), scope=scope)
+    typer.echo(f"{name}: {key} set")
 
 
 @prefs_app.command("get")
-def prefs_get(key: str, user: UserOpt) -> None:
+def prefs_get(key: str, user: OptUser = None, org: OrgOpt = None) -> None:
     """Print one preference."""
+    scope, name = _owner(user, org)
     with _memory() as m:
-        value = m.preferences.get(user, key)
+        value = m.preferences.get(name, key, scope=scope)
     if value is None:
-        _fail(f"{user} has no preference {key!r}", 2)
+        _fail(f"{name} has no preference {key!r}", 2)
     typer.echo(value if isinstance(value, str) else json.dumps(value))
 
 
 @prefs_app.command("list")
-def prefs_list(user: UserOpt) -> None:
-    """List a user's preferences and learnings."""
+def prefs_list(user: OptUser = None, org: OrgOpt = None) -> None:
+    """List the preferences (and a user's learnings)."""
+    scope, name = _owner(user, org)
     with _memory() as m:
-        values = m.preferences.all(user)
-        learned = m.learnings.list(("user", user))
+        values = m.preferences.all(name, scope=scope)
+        learned = m.learnings.list(("user", name)) if scope == "user" else []
     if not values and not learned:
-        typer.echo(f"{user} has no preferences")
+        typer.echo(f"{name} has no preferences")
     for k, v in values.items():
         typer.echo(f"{k} = {v if isinstance(v, str) else json.dumps(v)}")
     for lr in learned:
@@ -372,15 +387,19 @@ def prefs_list(user: UserOpt) -> None:
 
 @prefs_app.command("forget")
 def prefs_forget(
-    user: UserOpt,
     key: Annotated[
-        str | None, typer.Argument(help="One key (or learning id); all of the user's if omitted.")
+        str | None, typer.Argument(help="One key (or learning id); everything of theirs if omitted.")
     ] = None,
+    user: OptUser = None,
+    org: OrgOpt = None,
 ) -> None:
-    """Delete one preference or learning, or all of a user's memory."""
+    """Delete one preference or learning, or all of a user's (or organisation's) memory."""
+    scope, name = _owner(user, org)
     with _memory() as m:
-        n = m.preferences.forget(user, key) + m.learnings.forget(("user", user), key)
-    typer.echo(f"{user}: {n} item(s) deleted")
+        n = m.preferences.forget(name, key, scope=scope)
+        if scope == "user":
+            n += m.learnings.forget(("user", name), key)
+    typer.echo(f"{name}: {n} item(s) deleted")
 
 
 @prefs_app.command("export")

@@ -94,10 +94,14 @@ def read_repo_config(source: Source) -> tuple[RepoConfig, str | None]:
 
 
 def preference_loader(repo_config: RepoConfig, problem: str | None) -> PreferenceLoader:
-    """Repository rules from .review-agent.toml, then the user's own preferences over them."""
+    """The organisation's defaults, the repository's rules (.review-agent.toml) over them, and
+    the user's own preferences over both."""
 
     def load(store: BaseStore, user: str | None, target: ResolvedTarget) -> dict[str, Any]:
-        prefs: dict[str, Any] = repo_config.as_preferences()
+        prefs: dict[str, Any] = {}
+        if target.repo_slug:  # organisation defaults, then the repository, then the user
+            prefs.update(Preferences(store).all(target.repo_slug.split("/")[0], scope="org"))
+        prefs.update(repo_config.as_preferences())
         if user:
             prefs.update(Preferences(store).all(user))
         if problem:

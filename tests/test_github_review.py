@@ -153,3 +153,23 @@ def test_post_is_refused_for_a_local_target(tmp_path: Path, home: Path) -> None:
     repo = make_repo(tmp_path, files=1)
     r = run_cli(["review", str(repo), "--base", "main", "--post"], {"REVIEW_AGENT_HOME": str(home)}, tmp_path)
     assert r.returncode == 2 and "--post needs a pull request URL" in r.stderr
+
+
+def test_organisation_defaults_apply_under_the_authors_own_preferences(
+    github: FakeGitHub, fake_openai: FakeOpenAI, env: dict[str, str], tmp_path: Path
+) -> None:
+    for args in (
+        ["prefs", "set", "tone", "formal and brief", "--org", "acme"],
+        ["prefs", "set", "style", "the organisation's style", "--org", "acme"],
+        ["prefs", "set", "style", "alice's own style", "--user", "alice"],
+    ):
+        assert run_cli(args, env, tmp_path).returncode == 0
+    r = run_cli(["review", _url(github), "-f", "json"], env, tmp_path)  # the PR's author is alice
+    assert r.returncode == 0, r.stderr
+    prefs = json.loads(r.stdout)["preferences"]
+    assert prefs == {"tone": "formal and brief", "style": "alice's own style"}
+    system = [m["content"] for c in fake_openai.calls for m in c.messages if m.get("role") == "system"]
+    assert system and all("formal and brief" in s and "alice's own style" in s for s in system)
+    assert not any("the organisation's style" in s for s in system)
+    both = run_cli(["prefs", "list", "--user", "alice", "--org", "acme"], env, tmp_path)
+    assert both.returncode == 2

@@ -1,4 +1,5 @@
-"""A user's style preferences in the cross-thread store: namespace ``("user", LOGIN, "preferences")``.
+"""Style preferences in the cross-thread store: a user's (``("user", LOGIN, "preferences")``) and
+an organisation's defaults (``("org", ORG, "preferences")``), which a user's own override.
 
 Store namespace labels may not contain dots, and logins may be e-mail addresses, so labels are
 percent-escaped (readable, reversible, and never a digest a person cannot recognise).
@@ -15,30 +16,33 @@ def label(text: str) -> str:
     return text.replace("%", "%25").replace(".", "%2E")
 
 
-def user_namespace(login: str, kind: str = "preferences") -> tuple[str, ...]:
-    return ("user", label(login), kind)
+def user_namespace(login: str, kind: str = "preferences", scope: str = "user") -> tuple[str, ...]:
+    if scope not in ("user", "org"):
+        raise ValueError(f"unknown preference scope {scope!r}")
+    return (scope, label(login), kind)
 
 
 class Preferences:
     def __init__(self, store: BaseStore) -> None:
         self.store = store
 
-    def set(self, login: str, key: str, value: Any) -> None:
-        self.store.put(user_namespace(login), key, {"value": value}, index=False)
+    def set(self, login: str, key: str, value: Any, *, scope: str = "user") -> None:
+        self.store.put(user_namespace(login, scope=scope), key, {"value": value}, index=False)
 
-    def get(self, login: str, key: str) -> Any | None:
-        item = self.store.get(user_namespace(login), key)
+    def get(self, login: str, key: str, *, scope: str = "user") -> Any | None:
+        item = self.store.get(user_namespace(login, scope=scope), key)
         return item.value.get("value") if item else None
 
-    def all(self, login: str) -> dict[str, Any]:
-        items = self.store.search(user_namespace(login), limit=1000)
+    def all(self, login: str, *, scope: str = "user") -> dict[str, Any]:
+        items = self.store.search(user_namespace(login, scope=scope), limit=1000)
         return {i.key: i.value.get("value") for i in sorted(items, key=lambda i: i.key)}
 
-    def forget(self, login: str, key: str | None = None) -> int:
-        keys = [key] if key else list(self.all(login))
+    def forget(self, login: str, key: str | None = None, *, scope: str = "user") -> int:
+        ns = user_namespace(login, scope=scope)
+        keys = [key] if key else list(self.all(login, scope=scope))
         n = 0
         for k in keys:
-            if self.store.get(user_namespace(login), k) is not None:
-                self.store.delete(user_namespace(login), k)
+            if self.store.get(ns, k) is not None:
+                self.store.delete(ns, k)
                 n += 1
         return n
