@@ -34,7 +34,7 @@ from typing import Any
 
 from bench.common import bench_settings, emit_json, print_table, target_line
 from review_agent.service import ReviewOptions, run_review
-from tests.gitrepo import git
+from tests.gitrepo import make_repo as make_test_repo
 
 
 class Listener:
@@ -54,24 +54,10 @@ class Listener:
 
 
 def make_repo(root: Path, files: int) -> Path:
-    """A repository whose ``feature`` branch changes `files` Python files (as tests/gitrepo.py,
-    with room for more than 100 names)."""
-    repo = root / f"repo{files}"
-    repo.mkdir(parents=True)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "dev@example.com")
-    git(repo, "config", "user.name", "Dev")
-    git(repo, "config", "commit.gpgsign", "false")
-    for i in range(files):
-        (repo / f"mod{i:03d}.py").write_text(f"def f{i}(x):\n    return x + {i}\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "base")
-    git(repo, "checkout", "-q", "-b", "feature")
-    for i in range(files):
-        (repo / f"mod{i:03d}.py").write_text(f"def f{i}(x):\n    print(x)  # debug\n    return x + {i} + 1\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "feature work")
-    return repo
+    """The tests' repository builder, each size in its own folder."""
+    folder = root / f"repo{files}"
+    folder.mkdir(parents=True)
+    return make_test_repo(folder, files=files)
 
 
 def serve_fake(delay: float) -> None:
@@ -93,8 +79,9 @@ def serve_fake(delay: float) -> None:
             server.fake = self
             self.port = server.server_address[1]
             self._server = server
-            self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
             self._thread.start()
             return self
 
@@ -112,10 +99,15 @@ class FakeServer:
     review for this process's GIL); stopped, by its pid, on exit."""
 
     def __init__(self, delay: float, *, stock: bool = False) -> None:
-        command = (["-m", "tests.fakes.openai_server", "--delay", str(delay)] if stock
-                   else ["-m", "bench.review", "--serve-fake", str(delay)])
+        command = (
+            ["-m", "tests.fakes.openai_server", "--delay", str(delay)]
+            if stock
+            else ["-m", "bench.review", "--serve-fake", str(delay)]
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, *command], stdout=subprocess.PIPE, text=True,
+            [sys.executable, *command],
+            stdout=subprocess.PIPE,
+            text=True,
             cwd=Path(__file__).resolve().parent.parent,
         )
         assert self.proc.stdout is not None
@@ -165,7 +157,8 @@ def run_one(repo: Path, server: FakeServer, concurrency: int, delay: float, file
         start, cpu_start = time.perf_counter(), time.process_time()
         report = run_review(
             ReviewOptions(target=str(repo), base="main", head="feature", concurrency=concurrency),
-            settings, listener,
+            settings,
+            listener,
         )
         wall = time.perf_counter() - start
         cpu = time.process_time() - cpu_start
@@ -195,17 +188,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--files", type=int, default=None)
     parser.add_argument("--delay", type=float, default=0.2, help="seconds before each model answer")
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 8, 16])
-    parser.add_argument("--stock-fake", action="store_true",
-                        help="the test fake as it is (about 40 ms more per call: Nagle + delayed ACK)")
+    parser.add_argument(
+        "--stock-fake",
+        action="store_true",
+        help="the test fake as it is (about 40 ms more per call: Nagle + delayed ACK)",
+    )
     parser.add_argument("--serve-fake", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_fake is not None:
         serve_fake(args.serve_fake)
         return
     files = args.files or (32 if args.quick else 100)
-    print(f"review benchmark: {files} files, model answers after {args.delay * 1000:.0f} ms, "
-          f"concurrency {args.concurrency}, SQLite storage, real ModelReviewer over HTTP, "
-          f"{'stock fake server' if args.stock_fake else 'fake server with TCP_NODELAY'}")
+    print(
+        f"review benchmark: {files} files, model answers after {args.delay * 1000:.0f} ms, "
+        f"concurrency {args.concurrency}, SQLite storage, real ModelReviewer over HTTP, "
+        f"{'stock fake server' if args.stock_fake else 'fake server with TCP_NODELAY'}"
+    )
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="ra-bench-repo-") as root:
@@ -218,18 +216,42 @@ def main(argv: list[str] | None = None) -> None:
             for c in args.concurrency:
                 r = run_one(repo, server, c, args.delay, files)
                 rows.append(r)
-                print(f"  concurrency {c:3}: {r['wall_s']:.2f} s (ideal {r['ideal_s']:.2f} s, "
-                      f"{r['ratio']:.2f}x), peak {r['peak_in_flight']} requests in flight", flush=True)
+                print(
+                    f"  concurrency {c:3}: {r['wall_s']:.2f} s (ideal {r['ideal_s']:.2f} s, "
+                    f"{r['ratio']:.2f}x), peak {r['peak_in_flight']} requests in flight",
+                    flush=True,
+                )
         finally:
             server.stop()
 
     print_table(
-        ["concurrency", "wall s", "ideal s", "ratio to ideal", "batches", "batches x delay s",
-         "peak in flight", "first file s", "client cpu ms/file"],
-        [[r["concurrency"], r["wall_s"], r["ideal_s"], r["ratio"], r["batches"], r["batch_bound_s"],
-          r["peak_in_flight"], r["first_file_s"], r["cpu_ms_per_file"]] for r in rows],
+        [
+            "concurrency",
+            "wall s",
+            "ideal s",
+            "ratio to ideal",
+            "batches",
+            "batches x delay s",
+            "peak in flight",
+            "first file s",
+            "client cpu ms/file",
+        ],
+        [
+            [
+                r["concurrency"],
+                r["wall_s"],
+                r["ideal_s"],
+                r["ratio"],
+                r["batches"],
+                r["batch_bound_s"],
+                r["peak_in_flight"],
+                r["first_file_s"],
+                r["cpu_ms_per_file"],
+            ]
+            for r in rows
+        ],
         title=f"Whole review, {files} files, {args.delay * 1000:.0f} ms per model call "
-              "(ideal = files x delay / concurrency)",
+        "(ideal = files x delay / concurrency)",
     )
     print("\nTargets:")
     targets = {}

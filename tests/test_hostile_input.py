@@ -16,7 +16,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 
 from review_agent.publish.report import ReviewReport, render
 from review_agent.reviewers.model import SYSTEM_PROMPT
-from tests.conftest import cli_env
+from tests.crash import run_cli
 from tests.fakes.github_server import FakeGitHub, added_file_patch, make_file
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.gitrepo import git, make_repo
@@ -70,15 +69,7 @@ class Outcome:
         ]
 
 
-def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "review_agent", *args],
-        env=cli_env(**env),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+run = run_cli
 
 
 def model_env(model: FakeOpenAI, home: Path, key: str = "sk-test-key") -> dict[str, str]:
@@ -191,8 +182,11 @@ def odd_pr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
     ]
     files += [
         # a 3 MB file with a one-line change: its content comes from the blobs API
-        make_file("big/data.py", "@@ -1,1 +1,1 @@\n-value_0 = 1\n+value_0 = 0  # padding padding padding",
-                  content=BIG_CONTENT),
+        make_file(
+            "big/data.py",
+            "@@ -1,1 +1,1 @@\n-value_0 = 1\n+value_0 = 0  # padding padding padding",
+            content=BIG_CONTENT,
+        ),
         make_file("huge_line.js", added_file_patch([HUGE_LINE]), status="added", content=HUGE_LINE + "\n"),
         make_file(
             ".review-agent.toml",
