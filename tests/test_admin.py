@@ -45,3 +45,30 @@ def test_db_init_twice_then_prune_keeps_what_resume_and_reports_need(
     assert json.loads(again.stdout)["files"] == json.loads(first.stdout)["files"]
     status = run_cli(["status", str(repo), "--base", "main"], env, tmp_path)
     assert "finished, 4/4 files done" in status.stdout
+
+
+def test_db_init_says_what_to_do_when_the_role_may_not_create_the_extension(tmp_path: Path) -> None:
+    import uuid
+
+    import psycopg
+
+    from tests.pg import ADMIN_URL, temp_database
+
+    role = f"ra_limited_{uuid.uuid4().hex[:8]}"
+    with temp_database("ra_role") as url:
+        dbname = url.rsplit("/", 1)[1]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'CREATE ROLE "{role}" LOGIN')
+            conn.execute(f'GRANT ALL ON SCHEMA public TO "{role}"')
+            conn.execute(f'GRANT CREATE ON DATABASE "{dbname}" TO "{role}"')
+        try:
+            limited = url.replace("postgres@", f"{role}@", 1)
+            r = run_cli(["db", "init"], {"DATABASE_URL": limited, "REVIEW_AGENT_HOME": str(tmp_path)}, tmp_path)
+            assert r.returncode == 3, r.stderr
+            assert "may not create the `vector` extension" in r.stderr
+            assert "CREATE EXTENSION vector" in r.stderr and "Traceback" not in r.stderr
+        finally:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f'DROP OWNED BY "{role}"')
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP ROLE IF EXISTS "{role}"')
