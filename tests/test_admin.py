@@ -63,7 +63,9 @@ def test_db_init_says_what_to_do_when_the_role_may_not_create_the_extension(tmp_
             conn.execute(f'GRANT CREATE ON DATABASE "{dbname}" TO "{role}"')
         try:
             limited = url.replace("postgres@", f"{role}@", 1)
-            r = run_cli(["db", "init"], {"DATABASE_URL": limited, "REVIEW_AGENT_HOME": str(tmp_path)}, tmp_path)
+            r = run_cli(
+                ["db", "init"], {"DATABASE_URL": limited, "REVIEW_AGENT_HOME": str(tmp_path)}, tmp_path
+            )
             assert r.returncode == 3, r.stderr
             assert "may not create the `vector` extension" in r.stderr
             assert "CREATE EXTENSION vector" in r.stderr and "Traceback" not in r.stderr
