@@ -73,6 +73,11 @@ def review_status(
 def _event(values: dict[str, Any], prev: dict[str, Any] | None) -> str:
     """What happened at this checkpoint, judged against the one before it."""
     if values.get("finished"):
+        if not (prev or {}).get("finished"):
+            return "summarised"
+        posted = values.get("posted")
+        if posted and posted != (prev or {}).get("posted"):
+            return f"posted review {posted.get('review_id')}: {posted.get('message', '')}".rstrip(": ")
         return "finished"
     cursor = values.get("cursor")
     prev_cursor = (prev or {}).get("cursor")
@@ -105,7 +110,7 @@ def review_history(
         for tup in tuples:
             values = tup.checkpoint.get("channel_values", {})
             meta = tup.metadata or {}
-            event = _event(values, prev)
+            event = "run started" if meta.get("source") == "input" else _event(values, prev)
             done = values.get("last_done") or [] if event.startswith("reviewed") else []
             entries.append(
                 HistoryEntry(
