@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
 from tests.gitrepo import make_repo
+from tests.services import PrivateRedis
 
 ENV_VARS = (
     "DATABASE_URL",
@@ -32,6 +34,42 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     yield
+
+
+@pytest.fixture(scope="session")
+def session_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    """One private redis-server for the session: the suite never touches a Redis it did not start."""
+    server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def redis_url(session_redis: PrivateRedis) -> Iterator[str]:
+    """A Redis database of this test's own (on the session's private server), empty before and
+    after the test."""
+    with session_redis.client() as c:
+        c.flushdb()
+    yield session_redis.url
+    with session_redis.client() as c:
+        c.flushdb()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[Callable[..., PrivateRedis]]:
+    """Start redis-servers of the test's own, to flush, pause, kill and restart; all killed after."""
+    servers: list[PrivateRedis] = []
+
+    def start(**kwargs: Any) -> PrivateRedis:
+        server = PrivateRedis(tmp_path / f"redis{len(servers)}", **kwargs).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.kill()
 
 
 @pytest.fixture

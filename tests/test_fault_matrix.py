@@ -40,6 +40,7 @@ from tests.crash import kill_hard, run_cli, wait_for
 from tests.fakes.github_server import FakeGitHub, make_file
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.gitrepo import make_repo
+from tests.services import PrivateRedis
 
 pytestmark = pytest.mark.slow
 
@@ -48,9 +49,6 @@ OWNER, REPO, NUMBER = "acme", "shop", 7
 N_FILES = 8
 PATHS = [f"src/mod{i:02d}.py" for i in range(N_FILES)]
 POSTS = f"/pulls/{NUMBER}/reviews"
-# The shared Redis, in a database of its own: the tier's key prefix is not configurable from the
-# CLI, so a database number keeps these keys apart from other tests' (flushed before and after).
-REDIS_URL = "redis://127.0.0.1:6379/14"
 DONE_LINE = re.compile(r"^\[(\d+)/(\d+)\] (.+?): \d+ comment\(s\)(?: \(already reviewed\))?$", re.M)
 MARKER = re.compile(r"<!-- review-agent:(comment:[0-9a-f]{32}) -->")
 
@@ -62,23 +60,19 @@ MARKER = re.compile(r"<!-- review-agent:(comment:[0-9a-f]{32}) -->")
 @contextlib.contextmanager
 def durable_env(kind: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     """Environment for one backend: the SQLite default, or a fresh Postgres database behind the
-    Redis hot tier (its own Redis database, flushed on both sides of the test)."""
+    Redis hot tier (a redis-server of the test's own, never the machine's shared one)."""
     env = {"REVIEW_AGENT_HOME": str(tmp_path / "home")}
     if kind == "sqlite":
         yield env
         return
-    import redis
-
     from tests.pg import temp_database
 
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
+    server = PrivateRedis(tmp_path / "redis").start()
     try:
         with temp_database("ra_fault") as url:
-            yield {**env, "DATABASE_URL": url, "REDIS_URL": REDIS_URL}
+            yield {**env, "DATABASE_URL": url, "REDIS_URL": server.url}
     finally:
-        client.flushdb()
-        client.close()
+        server.kill()
 
 
 @pytest.fixture(params=["sqlite", "postgres+redis"])
@@ -117,9 +111,7 @@ class Cli:
         return self.proc.wait(timeout=timeout)
 
 
-def launch(
-    args: list[str], env: dict[str, str], cwd: Path, preexec: Callable[[], None] | None = None
-) -> Cli:
+def launch(args: list[str], env: dict[str, str], cwd: Path, preexec: Callable[[], None] | None = None) -> Cli:
     n = next(_runs)
     out, err = cwd / f"run{n}.stdout", cwd / f"run{n}.stderr"
     with out.open("w") as o, err.open("w") as e:

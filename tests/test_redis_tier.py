@@ -16,11 +16,7 @@ import asyncio
 import copy
 import logging
 import operator
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
 import threading
 import time
 import uuid
@@ -65,8 +61,10 @@ from langgraph.types import Send
 
 from review_agent.storage.redis_tier import RedisTierSaver
 from tests.pg import SAVER_CONN_KWARGS, async_temp_database, temp_database
+from tests.services import PrivateRedis
 
-REDIS_URL = os.environ.get("REVIEW_AGENT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Set per session to the session's private redis-server (tests/services.py): never a shared Redis.
+REDIS_URL = ""
 LOGGER = "review_agent.storage.redis_tier"
 
 pytestmark = pytest.mark.redis
@@ -97,8 +95,14 @@ def _drop_prefix(client: redis.Redis, prefix: str) -> None:
         client.delete(*keys)
 
 
+@pytest.fixture(autouse=True)
+def _private_redis_url(session_redis: PrivateRedis) -> None:
+    global REDIS_URL
+    REDIS_URL = session_redis.url
+
+
 @pytest.fixture
-def rclient() -> Iterator[redis.Redis]:
+def rclient(_private_redis_url: None) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL)
     yield client
     client.close()
@@ -199,80 +203,6 @@ def assert_same(saver: RedisTierSaver, config: RunnableConfig, *, hit: bool) -> 
     assert saver.stats.hits - before == (1 if hit else 0), saver.stats
     assert got is not None
     return got
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, to flush, stop, kill and restart without disturbing
-    anyone else's keys on the shared server."""
-
-    def __init__(self, directory: Path, *, password: str | None = None) -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
-        self.password = password
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=self.password, socket_timeout=2)
-
-    def start(self) -> None:
-        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        cmd += ["--save", "", "--appendonly", "no", "--dir", str(self.dir)]
-        if self.password:
-            cmd += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with self.client() as c:
-                    c.ping()
-                return
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("private redis-server did not start") from None
-                time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def pause(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[Callable[..., PrivateRedis]]:
-    servers: list[PrivateRedis] = []
-
-    def start(**kwargs: Any) -> PrivateRedis:
-        server = PrivateRedis(tmp_path / f"redis{len(servers)}", **kwargs)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        if server.proc is not None:
-            server.resume()
-        server.kill()
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,10 +23,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +34,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-import redis
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.store.postgres import PostgresStore
 from psycopg import sql
@@ -48,6 +45,7 @@ from tests.crash import kill_hard, run_cli, start_cli, wait_for
 from tests.fakes.openai_server import FakeOpenAI
 from tests.gitrepo import make_repo
 from tests.pg import ADMIN_URL, SAVER_CONN_KWARGS, temp_database
+from tests.services import PrivateRedis, free_port
 
 PREFIX = "review-agent:"  # the tier's default key prefix; the factory does not change it
 MODEL_ENV = {
@@ -64,54 +62,6 @@ PROGRESS = re.compile(r"^(\[\d+/\d+\] |reviewer |Resuming: |Already reviewed: |o
 # --------------------------------------------------------------------------------------------
 # Private servers
 # --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picked it; we closed it again)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, to flush and kill without touching the shared one."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
-
-    def start(self) -> PrivateRedis:
-        # no RDB, no AOF: a killed server must come back empty, like a cache that lost everything
-        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        cmd += ["--save", "", "--appendonly", "no", "--dir", str(self.dir)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with self.client() as c:
-                    c.ping()
-                return self
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.kill()
-                    raise RuntimeError("private redis-server did not start") from None
-                time.sleep(0.02)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown save, no goodbye to clients, exactly a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
 
 
 @pytest.fixture
