@@ -84,6 +84,7 @@ from review_agent.config import Settings
 from review_agent.console import PlainListener
 from review_agent.errors import BadInput, ReviewAgentError
 from review_agent.publish.report import ReviewReport, render
+from review_agent.redaction import redact_known
 from review_agent.state.schemas import SEVERITY_ORDER
 
 if TYPE_CHECKING:
@@ -341,9 +342,7 @@ class _Redacting(io.TextIOBase):
         self._secrets = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        for s in self._secrets:
-            text = text.replace(s, "***")
-        return text
+        return redact_known(text, self._secrets)
 
     def write(self, text: str) -> int:
         self._stream.write(self.redact(text))

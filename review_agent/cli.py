@@ -21,6 +21,7 @@ from review_agent.config import Settings
 from review_agent.console import make_listener, stderr_console
 from review_agent.errors import Interrupted, ReviewAgentError
 from review_agent.publish.report import render
+from review_agent.redaction import RedactingFilter
 
 if TYPE_CHECKING:
     from review_agent.memory_admin import Memory
@@ -54,26 +55,13 @@ class ReviewEvent(StrEnum):
     approve = "approve"
 
 
-class _RedactSecrets(logging.Filter):
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 4]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        for s in self.secrets:
-            msg = msg.replace(s, "***")
-        record.msg, record.args = msg, None
-        return True
-
-
 def _settings(**overrides: object) -> Settings:
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except Exception as exc:  # pydantic's ValidationError: a bad environment value
         _fail(f"invalid configuration: {exc}", 2)
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RedactSecrets(settings.secrets()))
+    handler.addFilter(RedactingFilter(settings.secrets()))
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     # Libraries that narrate their own retries and teardown: what matters reaches the user as
@@ -303,8 +291,6 @@ def history(
         for f in e.files:
             first = f.summary.splitlines()[0] if f.summary else ""
             typer.echo(f"            {f.path}: {len(f.comments)} comment(s); {first}")
-
-
 
 
 @contextlib.contextmanager

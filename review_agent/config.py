@@ -57,16 +57,3 @@ class Settings(BaseSettings):
             if s is not None and s.get_secret_value():
                 out.append(s.get_secret_value())
         return out
-
-
-def redact_url(url: str | None) -> str:
-    """A connection URL with its password replaced, fit for messages and logs."""
-    if not url:
-        return ""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))

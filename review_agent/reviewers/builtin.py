@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from review_agent.redaction import PRIVATE_KEY, TOKEN_PATTERNS
 from review_agent.reviewers.base import ReviewRequest, ReviewResult
 from review_agent.state.schemas import SEVERITY_ORDER, Comment, Severity
 
@@ -376,44 +377,6 @@ def _python_string_rows(content: str) -> dict[int, int]:
 # --------------------------------------------------------------------------- secrets
 
 
-@dataclass(frozen=True)
-class _TokenPattern:
-    kind: str
-    regex: re.Pattern[str]
-    shown: int  # how many leading characters are a public scheme prefix, safe to show
-
-
-_TOKEN_PATTERNS: tuple[_TokenPattern, ...] = (
-    _TokenPattern(
-        "AWS access key ID",
-        re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
-        4,
-    ),
-    _TokenPattern(
-        "GitHub token",
-        re.compile(r"(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,255}(?![A-Za-z0-9_])"),
-        4,
-    ),
-    _TokenPattern(
-        "GitHub fine-grained token",
-        re.compile(r"(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{50,255}"),
-        11,
-    ),
-    _TokenPattern("Slack token", re.compile(r"(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,250}"), 5),
-    _TokenPattern(
-        "Slack webhook URL",
-        re.compile(r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/\w+"),
-        len("https://hooks.slack.com/services/"),
-    ),
-    _TokenPattern("Stripe live key", re.compile(r"(?<![A-Za-z0-9])[sr]k_live_[A-Za-z0-9]{20,250}"), 8),
-    _TokenPattern(
-        "Google API key",
-        re.compile(r"(?<![A-Za-z0-9_-])AIza[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])"),
-        4,
-    ),
-)
-_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----")
-
 # Credential-like names. Bare "token" and "key" are left out: far too many are not secrets.
 _SECRET_NAME = re.compile(
     r"password|passwd|passphrase|secret|api[_-]?key|api[_-]?token|access[_-]?key"
@@ -490,7 +453,7 @@ def _check_secrets(text: str, lang: str | None) -> list[tuple[Severity, str]]:
     text = text[:_SECRET_SCAN_LIMIT]
     found: list[tuple[Severity, str]] = []
     seen: set[str] = set()
-    for pattern in _TOKEN_PATTERNS:
+    for pattern in TOKEN_PATTERNS:
         for m in pattern.regex.finditer(text):
             value = m.group(0)
             if "EXAMPLE" in value:  # AWS's documentation key, AKIAIOSFODNN7EXAMPLE
@@ -506,7 +469,7 @@ def _check_secrets(text: str, lang: str | None) -> list[tuple[Severity, str]]:
                     )
                 )
             break
-    key = _PRIVATE_KEY.search(text)
+    key = PRIVATE_KEY.search(text)
     if key:
         found.append(
             (

@@ -38,7 +38,6 @@ import re
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -47,6 +46,7 @@ from pydantic import ValidationError
 
 from review_agent.errors import BadInput, ServiceUnavailable
 from review_agent.patches import ParsedPatch, fold_into_summary, split_anchored
+from review_agent.redaction import redact_known, redact_url
 from review_agent.reviewers.base import ReviewRequest, ReviewResult
 from review_agent.state.schemas import Comment, ModelReview, Usage
 
@@ -602,18 +602,6 @@ def withhold_instructions(
 # -- the reviewer ----------------------------------------------------------------------------
 
 
-def _redact_url(url: str) -> str:
-    """The URL for messages: without user:password, query or fragment."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "the configured base URL"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
-
-
 @dataclass
 class _Attempt:
     result: dict[str, Any]
@@ -668,7 +656,7 @@ class ModelReviewer:
             ) from exc
         secret = self._llm.openai_api_key
         self._secrets = [s for s in (api_key, secret.get_secret_value() if secret else None) if s]
-        self.base_url = _redact_url(str(self._llm.root_client.base_url or DEFAULT_OPENAI_URL))
+        self.base_url = redact_url(str(self._llm.root_client.base_url or DEFAULT_OPENAI_URL)).rstrip("/")
         self._structured = self._llm.with_structured_output(
             ModelReview, method=STRUCTURED_OUTPUT_METHOD, include_raw=True
         )
@@ -761,9 +749,7 @@ class ModelReviewer:
     # -- errors ------------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact_known(text, self._secrets)
 
     @staticmethod
     def _refused_prompt(exc: openai.APIError) -> bool:

@@ -36,6 +36,11 @@ class ChangedFile:
     deletions: int = 0
     is_binary: bool = False
     previous_path: str | None = None
+    # A symbolic link is reviewed as one ("target changed from A to B"), never read as source:
+    # its "content" is a path, and the file it names may lie outside the change or the repository.
+    is_symlink: bool = False
+    symlink_target: str | None = None  # at head (None when removed, or no longer a link)
+    previous_symlink_target: str | None = None  # at base (None when added, or not a link then)
 
 
 class Source(Protocol):

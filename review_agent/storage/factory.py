@@ -21,8 +21,9 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.store.base import BaseStore
 from langgraph.store.sqlite import SqliteStore
 
-from review_agent.config import Settings, redact_url
+from review_agent.config import Settings
 from review_agent.errors import BadInput, ServiceUnavailable
+from review_agent.redaction import redact_url
 from review_agent.storage.embeddings import HashingEmbeddings
 from review_agent.storage.memory import Learnings
 from review_agent.storage.serde import StrictSerializer

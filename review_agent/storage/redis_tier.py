@@ -137,7 +137,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from review_agent.config import redact_url
+from review_agent.redaction import redact_url
 
 __all__ = ["RedisTierSaver", "TierStats"]
 
