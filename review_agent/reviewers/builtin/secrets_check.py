@@ -19,11 +19,11 @@ token patterns here, which cover more formats. So these stay, placeholders exclu
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 
 from review_agent.redaction import PRIVATE_KEY, TOKEN_PATTERNS, is_placeholder
 from review_agent.reviewers.builtin.context import FileContext
 from review_agent.reviewers.builtin.findings import Finding
-from review_agent.reviewers.builtin.languages import PROSE_LANGS
 from review_agent.reviewers.builtin.lexing import name_parts
 from review_agent.state.schemas import Severity
 
@@ -185,9 +185,9 @@ def _key_body_follows(rows: list[str], number: int) -> bool:
 
 
 def check_secrets(ctx: FileContext) -> list[Finding]:
-    """In documentation (Markdown, text) a private key header counts only when key material
-    follows it: guides show ``-----BEGIN … PRIVATE KEY-----`` over ``...`` all the time."""
-    prose = ctx.lang in PROSE_LANGS
+    """In documentation (Markdown, reStructuredText, AsciiDoc) a private key header counts only
+    when key material follows it: guides show ``-----BEGIN … PRIVATE KEY-----`` over ``...``."""
+    prose = ctx.lang == "markdown" or PurePosixPath(ctx.path).suffix.lower() in (".rst", ".adoc")
     findings: list[Finding] = []
     for n, text in ctx.lines:
         key_body = not prose or _key_body_follows(ctx.rows, n)
