@@ -786,3 +786,23 @@ def test_the_false_positives_of_the_held_out_measurement_are_gone(path: str, fra
     sample = next(s for s in CORPUS if s.path == path)
     row = next(n for n, line in enumerate(sample.text.split("\n"), start=1) if fragment in line)
     assert [check for line, check in _review(sample) if line == row] == []
+
+
+def test_the_fast_line_triggers_never_hide_a_rule() -> None:
+    # the reviewer lexes only lines whose trigger fires: a rule that can match a line its
+    # trigger rejects would never report anything
+    from review_agent.reviewers.builtin import debug, security
+
+    lines = [line for s in CORPUS + MORE for line in s.text.split("\n")]
+    checked = 0
+    for line in lines:
+        for rule in security.RULES:
+            if rule.regex.search(line):
+                checked += 1
+                assert security.needs_view(line), (rule.name, line)
+        for patterns in debug.DEBUG_PATTERNS.values():
+            for pattern in patterns:
+                if pattern.regex.search(line):
+                    checked += 1
+                    assert debug.needs_view(line), line
+    assert checked >= 20

@@ -105,3 +105,7 @@ def check_conflicts(ctx: FileContext) -> list[Finding]:
             message = f"Merge conflict marker `{marker}` left in the file; remove it."
         findings.append(Finding(number, "conflict-marker", "error", message))
     return findings
+
+
+def needs_view(text: str) -> bool:
+    return _marker_kind(text) is not None

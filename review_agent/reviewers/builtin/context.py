@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import PurePosixPath
@@ -15,10 +15,11 @@ from review_agent.reviewers.base import ReviewRequest
 from review_agent.reviewers.builtin.findings import CheckFailed
 from review_agent.reviewers.builtin.languages import BRACE_LANGS, detect_language, lexer_for
 from review_agent.reviewers.builtin.lexing import (
+    ANALYSE_LIMIT,
     LineView,
+    budgeted_line_views,
     content_matches,
     document_rows,
-    line_views,
     python_scopes,
 )
 from review_agent.reviewers.builtin.linters import RuffDiagnostic, run_ruff
@@ -93,9 +94,19 @@ def looks_like_link_target(content: str) -> bool:
     )
 
 
+# A check's cheap test on a raw added line: "I may need this line's tokens".
+ViewTrigger = Callable[[str], bool]
+
+
 class FileContext:
-    def __init__(self, request: ReviewRequest, prefs: Prefs, tools: Tools) -> None:
+    """One file under review. ``view_triggers`` say which added lines are worth lexing: a file
+    of 10,000 added lines is lexed only where a check could find something."""
+
+    def __init__(
+        self, request: ReviewRequest, prefs: Prefs, tools: Tools, view_triggers: Sequence[ViewTrigger] = ()
+    ) -> None:
         self.request = request
+        self.view_triggers = tuple(view_triggers)
         self.path = request.path
         self.prefs = prefs
         self.tools = tools
@@ -132,19 +143,23 @@ class FileContext:
 
     @cached_property
     def views(self) -> dict[int, LineView] | None:
-        """Lexed views of the added lines and the rows just before them (for "disable next
-        line" comments), or None when no lexer knows the language."""
+        """Lexed views of the added lines some check may need (and the rows just before them,
+        for "disable next line" comments), or None when no lexer knows the language. A line
+        without a view is one no check needs."""
         lexer = lexer_for(self.path, self.lang)
         if lexer is None or not self.lines:
             return None
-        wanted = set(self.added) | {n - 1 for n in self.added}
-        views = line_views(lexer, self.rows, wanted, brace_scopes=self.lang in BRACE_LANGS)
+        needed = {
+            n
+            for n, text in self.lines
+            if any(trigger(text[:ANALYSE_LIMIT]) for trigger in self.view_triggers)
+        }
+        wanted = needed | {n - 1 for n in needed}
+        views = budgeted_line_views(lexer, self.rows, wanted, brace_scopes=self.lang in BRACE_LANGS)
         if self.lang == "python" and self.file_text is not None:
-            scopes = python_scopes(self.file_text, self.added)
-            for n, names in scopes.items():
+            for n, names in python_scopes(self.file_text, needed).items():
                 if n in views:
-                    v = views[n]
-                    views[n] = dataclasses.replace(v, scopes=names)
+                    views[n] = dataclasses.replace(views[n], scopes=names)
         return views
 
     @cached_property

@@ -238,3 +238,16 @@ def check_debug(ctx: FileContext) -> list[Finding]:
         if diagnostics is not None:
             return _from_ruff(ctx, diagnostics)
     return _from_patterns(ctx)
+
+
+_ALL_PATTERNS = tuple(p.regex for patterns in DEBUG_PATTERNS.values() for p in patterns)
+# Words every pattern above contains: a fast test before the patterns themselves (a guard test
+# checks that no pattern can match a line without one of them).
+TRIGGER = re.compile(
+    r"print|console|debugger|breakpoint|set_trace|pdb|pudb|binding|byebug|dd\s*\(|var_dump|System"
+    r"|printStackTrace|dbg!|Debugger|IEx|IO\s*\."
+)
+
+
+def needs_view(text: str) -> bool:
+    return TRIGGER.search(text) is not None and any(regex.search(text) for regex in _ALL_PATTERNS)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -25,6 +26,14 @@ from unidiff.errors import UnidiffParseError
 
 ANALYSE_LIMIT = 4_000
 LEX_MAX_CHARS = 2_000_000
+# Pygments lexes about 150-200 KB/s: past this much text per file, only a window of rows before
+# each wanted row is lexed (a string opened far above it may then be missed), and rows past the
+# budget are not analysed at all.
+LEX_BUDGET_CHARS = 300_000
+WINDOW_ROWS = 300
+# Rows lexed past the last wanted one, so that a comment or string opened on a wanted row is
+# seen closing (an unterminated ``/*`` is not a comment to a lexer).
+TAIL_ROWS = 200
 _PARSE_MAX_CHARS = 1_000_000
 
 
@@ -95,12 +104,15 @@ def content_matches(content: str, added: Mapping[int, str], sample: int = 50) ->
 
 
 def document_rows(content: str | None, raw_patch: str, last_row: int) -> list[str]:
-    """Rows 1..last_row of the text to lex (index 0 is row 1), each cut to ``ANALYSE_LIMIT``."""
+    """Rows 1..last_row + ``TAIL_ROWS`` (as far as the text goes) of the text to lex (index 0
+    is row 1), each cut to ``ANALYSE_LIMIT``."""
+    limit = last_row + TAIL_ROWS
     if content is not None and len(content) <= LEX_MAX_CHARS:
-        rows = content.split("\n", last_row)[:last_row]
+        rows = content.split("\n", limit)[:limit]
     else:
         found = hunk_document(raw_patch)
-        rows = [found.get(n, "") for n in range(1, last_row + 1)]
+        rows = [found.get(n, "") for n in range(1, min(limit, max(found, default=0)) + 1)]
+        rows += [""] * (last_row - len(rows))
     return [r.rstrip("\r")[:ANALYSE_LIMIT] for r in rows]
 
 
@@ -126,7 +138,8 @@ def line_views(
     want = {n for n in wanted if 0 < n <= len(rows)}
     if not want:
         return {}
-    text = "\n".join(rows[: max(want)]) + "\n"
+    last_wanted = max(want)
+    text = "\n".join(rows[: last_wanted + TAIL_ROWS]) + "\n"
     out: dict[int, _Row] = {n: _Row() for n in want}
     row = 1
     stack: list[frozenset[str]] = []  # names of the open brace blocks
@@ -170,8 +183,8 @@ def line_views(
             if brace_scopes:
                 for names in stack:
                     target.scopes.update(names)
-        if row > len(rows):
-            break
+        if row > last_wanted:
+            break  # every wanted row is complete: the tail only had to close its tokens
     return {
         n: LineView(
             code="".join(r.code),
@@ -185,10 +198,40 @@ def line_views(
     }
 
 
+def budgeted_line_views(
+    lexer: Lexer, rows: list[str], wanted: Iterable[int], *, brace_scopes: bool = False
+) -> dict[int, LineView]:
+    """``line_views`` within ``LEX_BUDGET_CHARS``: the whole prefix when it fits, else windows
+    of ``WINDOW_ROWS`` rows ending at the wanted rows, until the budget is spent."""
+    want = sorted(n for n in set(wanted) if 0 < n <= len(rows))
+    if not want:
+        return {}
+    if sum(len(r) + 1 for r in rows[: want[-1] + TAIL_ROWS]) <= LEX_BUDGET_CHARS:
+        return line_views(lexer, rows, want, brace_scopes=brace_scopes)
+    windows: list[tuple[int, int]] = []  # (first row, last row), 1-based, merged
+    for n in want:
+        start = max(1, n - WINDOW_ROWS)
+        if windows and start <= windows[-1][1] + 1:
+            windows[-1] = (windows[-1][0], n)
+        else:
+            windows.append((start, n))
+    views: dict[int, LineView] = {}
+    spent = 0
+    for first, last in windows:
+        window = rows[first - 1 : last + TAIL_ROWS]
+        spent += sum(len(r) + 1 for r in window)
+        if spent > LEX_BUDGET_CHARS and views:
+            break
+        inside = [n - first + 1 for n in want if first <= n <= last]
+        for n, view in line_views(lexer, window, inside, brace_scopes=brace_scopes).items():
+            views[n + first - 1] = view
+    return views
+
+
 def python_scopes(content: str, wanted: Iterable[int]) -> dict[int, frozenset[str]]:
     """Names of the functions and classes around each wanted row of a Python file (empty when
     the file does not parse)."""
-    want = set(wanted)
+    want = sorted(set(wanted))
     if not want or len(content) > _PARSE_MAX_CHARS:
         return {}
     try:
@@ -199,9 +242,8 @@ def python_scopes(content: str, wanted: Iterable[int]) -> dict[int, frozenset[st
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             end = getattr(node, "end_lineno", None) or node.lineno
-            for n in want:
-                if node.lineno <= n <= end:
-                    scopes.setdefault(n, set()).add(node.name)
+            for n in want[bisect_left(want, node.lineno) : bisect_right(want, end)]:
+                scopes.setdefault(n, set()).add(node.name)
     return {n: frozenset(s) for n, s in scopes.items()}
 
 

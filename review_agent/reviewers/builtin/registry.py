@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from review_agent.reviewers.builtin import conflicts, debug, security, todo
 from review_agent.reviewers.builtin.conflicts import check_conflicts
-from review_agent.reviewers.builtin.context import FileContext
+from review_agent.reviewers.builtin.context import FileContext, ViewTrigger
 from review_agent.reviewers.builtin.debug import check_debug
 from review_agent.reviewers.builtin.findings import Finding
 from review_agent.reviewers.builtin.linters import check_lint
@@ -23,15 +24,16 @@ class Check:
 
     id: str
     run: Callable[[FileContext], list[Finding]]
+    needs_view: ViewTrigger | None = None  # which raw lines it may need lexed (None: none)
 
 
 CHECKS: tuple[Check, ...] = (
     Check("secret", check_secrets),
-    Check("conflict-marker", check_conflicts),
-    Check("debug", check_debug),
-    Check("security", check_security),
+    Check("conflict-marker", check_conflicts, conflicts.needs_view),
+    Check("debug", check_debug, debug.needs_view),
+    Check("security", check_security, security.needs_view),
     Check("lint", check_lint),
-    Check("todo", check_todo),
+    Check("todo", check_todo, todo.needs_view),
     Check("long-line", check_long_lines),
     Check("trailing-whitespace", check_trailing_whitespace),
 )

@@ -75,12 +75,14 @@ class BuiltinReviewer:
     def _review(self, request: ReviewRequest) -> ReviewResult:
         prefs = read_prefs(request.preferences)
         tools = Tools(self.run_linters, self.runner, self.locate, self.linter_timeout)
-        ctx = FileContext(request, prefs, tools)
+        enabled = [c for c in self.checks if not prefs.disables(c.id)]
+        triggers = [c.needs_view for c in enabled if c.needs_view is not None]
+        ctx = FileContext(request, prefs, tools, triggers)
         findings: list[Finding] = []
         failures: list[tuple[str, str]] = []
-        for check in self.checks:
-            if not ctx.lines or prefs.disables(check.id):
-                continue
+        for check in enabled:
+            if not ctx.lines:
+                break
             try:
                 found = check.run(ctx)
             except CheckFailed as exc:

@@ -53,7 +53,7 @@ _TLS_OFF = (
     "turns TLS certificate verification off: anyone on the network path can read and change "
     "the traffic. Fix the trust store instead."
 )
-_RULES: tuple[_Rule, ...] = (
+RULES: tuple[_Rule, ...] = (
     _Rule(
         "eval",
         _JS,
@@ -229,7 +229,7 @@ def check_security(ctx: FileContext) -> list[Finding]:
     views = ctx.views
     if views is None:
         return []
-    rules = [r for r in _RULES if ctx.lang in r.langs]
+    rules = [r for r in RULES if ctx.lang in r.langs]
     actions = ctx.lang == "yaml" and _workflow(ctx.path)
     findings: list[Finding] = []
     for number, _ in ctx.lines:
@@ -257,3 +257,18 @@ def check_security(ctx: FileContext) -> list[Finding]:
                 )
             )
     return findings
+
+
+# Words every rule above contains: a fast test before the rules themselves (a guard test checks
+# that no rule can match a line without one of them).
+TRIGGER = re.compile(
+    r"eval|(?-i:new\s+Function)|set(?:Timeout|Interval)|HTML|exec|shell|reject|Insecure|TLS|SELECT|INSERT|UPDATE"
+    r"|DELETE|curl|wget|SSL|chmod|verify|insecure|\$\{\{",
+    re.I,
+)
+
+
+def needs_view(text: str) -> bool:
+    return TRIGGER.search(text) is not None and (
+        "${{" in text or any(rule.regex.search(text) for rule in RULES)
+    )

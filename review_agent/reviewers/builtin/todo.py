@@ -49,3 +49,7 @@ def check_todo(ctx: FileContext) -> list[Finding]:
         if m:
             findings.append(Finding(number, "todo", "info", _message(m.group(1))))
     return findings
+
+
+def needs_view(text: str) -> bool:
+    return _TODO.search(text) is not None or _RUST_TODO.search(text) is not None
