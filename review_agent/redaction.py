@@ -29,6 +29,9 @@ class TokenPattern:
     shown: int  # how many leading characters are a public scheme prefix, safe to show
 
 
+# Only formats with a fixed, distinctive prefix or shape: each match is a credential with near
+# certainty. High-entropy heuristics are left out on purpose: lock-file hashes, checksums and
+# test fixtures look exactly like random keys (see ``reviewers/builtin/secrets_check.py``).
 TOKEN_PATTERNS: tuple[TokenPattern, ...] = (
     TokenPattern(
         "AWS access key ID",
@@ -45,10 +48,15 @@ TOKEN_PATTERNS: tuple[TokenPattern, ...] = (
         re.compile(r"(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{50,255}"),
         11,
     ),
+    TokenPattern(
+        "GitLab token",
+        re.compile(r"(?<![A-Za-z0-9_-])gl(?:pat|dt|rt|cbt|ptt|ft|agent|oas)-[A-Za-z0-9_-]{20,255}"),
+        6,
+    ),
     TokenPattern("Slack token", re.compile(r"(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,250}"), 5),
     TokenPattern(
         "Slack webhook URL",
-        re.compile(r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/\w+"),
+        re.compile(r"https://hooks\.slack\.com/(?:services|workflows)/T[A-Za-z0-9_]+/[AB][A-Za-z0-9_]+/\w+"),
         len("https://hooks.slack.com/services/"),
     ),
     TokenPattern("Stripe live key", re.compile(r"(?<![A-Za-z0-9])[sr]k_live_[A-Za-z0-9]{20,250}"), 8),
@@ -58,8 +66,27 @@ TOKEN_PATTERNS: tuple[TokenPattern, ...] = (
         4,
     ),
     TokenPattern(
+        "Google OAuth client secret",
+        re.compile(r"(?<![A-Za-z0-9_-])GOCSPX-[A-Za-z0-9_-]{28}(?![A-Za-z0-9_-])"),
+        7,
+    ),
+    TokenPattern(
+        "Anthropic API key",
+        re.compile(r"(?<![A-Za-z0-9_-])sk-ant-(?:api|admin)\d\d-[A-Za-z0-9_-]{32,250}"),
+        7,
+    ),
+    TokenPattern(
         "OpenAI API key",
-        re.compile(r"(?<![A-Za-z0-9_-])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,250}(?![A-Za-z0-9_-])"),
+        re.compile(
+            r"(?<![A-Za-z0-9_-])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,250}(?![A-Za-z0-9_-])"
+        ),
+        3,
+    ),
+    TokenPattern("npm token", re.compile(r"(?<![A-Za-z0-9_])npm_[A-Za-z0-9]{36}(?![A-Za-z0-9_])"), 4),
+    TokenPattern("PyPI token", re.compile(r"(?<![A-Za-z0-9_-])pypi-AgE[A-Za-z0-9_-]{50,}"), 8),
+    TokenPattern(
+        "SendGrid API key",
+        re.compile(r"(?<![A-Za-z0-9_-])SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"),
         3,
     ),
 )
@@ -70,8 +97,22 @@ _PRIVATE_KEY_BLOCK = re.compile(
 SCAN_LIMIT = 1_000_000  # characters scanned per text: bounded work on hostile input
 
 
+# A run of eight identical characters: "XXXXXXXX", "00000000". In a random key it practically
+# never happens (about 62**-7 per position), in documentation placeholders it always does.
+_PLACEHOLDER_RUN = re.compile(r"([A-Za-z0-9*])\1{7}")
+_PLACEHOLDER_WORDS = ("EXAMPLE", "example", "PLACEHOLDER", "placeholder", "REDACTED", "redacted")
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether a token-shaped value is a documented placeholder rather than a credential: AWS's
+    documentation key (``AKIAIOSFODNN7EXAMPLE``), Slack's sample webhook
+    (``T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX``), ``ghp_xxxx…``. Such values are neither
+    flagged nor redacted: hiding them would only make documentation unreadable."""
+    return any(word in value for word in _PLACEHOLDER_WORDS) or _PLACEHOLDER_RUN.search(value) is not None
+
+
 def _documented_example(value: str) -> bool:
-    return "EXAMPLE" in value  # AWS's documentation key, AKIAIOSFODNN7EXAMPLE
+    return is_placeholder(value)
 
 
 def secret_kinds(text: str) -> list[str]:
@@ -144,6 +185,7 @@ __all__ = [
     "TOKEN_PATTERNS",
     "RedactingFilter",
     "TokenPattern",
+    "is_placeholder",
     "redact_known",
     "redact_secrets",
     "redact_url",

@@ -18,12 +18,17 @@ from review_agent.patches import parse_patch
 from review_agent.reviewers.base import Reviewer, ReviewRequest, ReviewResult
 from review_agent.reviewers.builtin import (
     CHECK_IDS,
+    CHECKS,
     BuiltinReviewer,
+    Check,
     CommandOutput,
+    Finding,
     detect_language,
     find_tool,
     parse_ruff_output,
+    run_command,
 )
+from review_agent.reviewers.builtin.linters import RUFF_SELECT
 
 AWS_KEY = "AKIA" + "Q3VZ7XK2M9PL4RT8"
 GH_TOKEN = "gh" + "p_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
@@ -31,6 +36,10 @@ GH_PAT = "github" + "_pat_" + "11ABCDEFG0" + "abcdefghijKLMNOPQRST_" + "uvwxyz01
 SLACK = "xo" + "xb-" + "1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx"
 PRIVATE_KEY = "-----BEGIN " + "RSA PRIVATE" + " KEY-----"
 PASSWORD = "Zq8!kLm2" + "#pXw"
+NPM_TOKEN = "np" + "m_" + "Qm7Rt2Vx9Lk4Np8Ws3Yb6Hd1Fg5Jc0Za2Xe7"
+GITLAB_TOKEN = "gl" + "pat-" + "Qm7Rt2Vx9Lk4Np8Ws3Yb6"
+ANTHROPIC_KEY = "sk-" + "ant-api03-" + "Qm7Rt2Vx9Lk4Np8Ws3Yb6Hd1Fg5Jc0Za2Xe7" * 2
+SLACK_HOOK = "https://hooks.slack.com/services/" + "T024BE7LD/B01QX7ZK2M9/" + "q8ZkLm2pXwT7rV4nB9sD1fGh"
 
 
 def hunk(before: Sequence[str], after: Sequence[str], *, context: Sequence[str] = ()) -> str:
@@ -48,14 +57,21 @@ def review(
     content: str | None = None,
     prefs: dict[str, object] | None = None,
     reviewer: BuiltinReviewer | None = None,
+    may_fail: bool = False,
 ) -> ReviewResult:
+    """Review one file. Unless ``may_fail``, no check may have failed: a "not reported" test
+    must not pass because the check crashed."""
     patch = parse_patch(path, hunk_text)
     request = ReviewRequest(path=path, patch=patch, content=content, preferences=prefs or {})
     result = (reviewer or BuiltinReviewer(run_linters=False)).review(request)
+    if not may_fail:
+        assert " failed: " not in result.summary, result.summary
+        assert "could not analyse" not in result.summary, result.summary
     for c in result.comments:  # every comment must be one GitHub accepts, on an added line
         assert c.side == "RIGHT"
         assert c.line in patch.added
         assert patch.can_anchor(c)
+        assert c.rule and c.rule.startswith(("review-agent/", "ruff/", "node/", "shellcheck/"))
     return result
 
 
@@ -104,6 +120,16 @@ def test_is_deterministic() -> None:
         ("app.ts", f'const cfg = {{ api_key: "{PASSWORD}" }};', PASSWORD, "hard-coded credential"),
         ("config.json", f'  "client_secret": "{PASSWORD}",', PASSWORD, "hard-coded credential"),
         (".env", f"DB_PASSWORD={PASSWORD}", PASSWORD, "hard-coded credential"),
+        ("ci.sh", f"npm config set //registry/:_authToken {NPM_TOKEN}", NPM_TOKEN, "npm token"),
+        (".gitlab-ci.yml", f"  TOKEN: {GITLAB_TOKEN}", GITLAB_TOKEN, "GitLab token"),
+        ("llm.py", f'client = Anthropic(api_key="{ANTHROPIC_KEY}")', ANTHROPIC_KEY, "Anthropic API key"),
+        (
+            "app.py",
+            f'DSN = "postgres://app:{PASSWORD}@db.internal/prod"',
+            PASSWORD,
+            "password is written into a URL",
+        ),
+        ("notify.py", f'HOOK = "{SLACK_HOOK}"', SLACK_HOOK, "Slack webhook URL"),
     ],
 )
 def test_secret_on_added_line_is_reported_and_masked(path: str, line: str, secret: str, kind: str) -> None:
@@ -148,6 +174,12 @@ def test_secret_on_context_or_removed_line_is_not_reported() -> None:
         'private_key_path = "keys/server.pem"',
         'PASSWORD_RE = r"^.{8,}$"',
         'aws_key = "AKIAIOSFODNN7EXAMPLE"',  # the AWS documentation key
+        # Slack's documented placeholder webhook, and a token made of placeholder characters
+        'HOOK = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"',
+        'TOKEN = "ghp_' + "x" * 36 + '"',
+        'DSN = "postgres://app:${DB_PASSWORD}@db/prod"',
+        'DSN = "postgres://postgres@localhost/app"',
+        'POSTGRES_PASSWORD = "postgres"',
         "def login(password: str) -> None:",
     ],
 )
@@ -177,6 +209,23 @@ def test_conflict_markers_on_context_lines_are_not_reported() -> None:
 
 def test_lone_equals_row_is_a_heading_underline_not_a_conflict() -> None:
     assert review("README.rst", hunk([], ["Title", "======="])).comments == []
+
+
+def test_conflict_sample_in_a_string_literal_is_not_a_conflict() -> None:
+    lines = ['SAMPLE = """', "<<<<<<< HEAD", "a", "=======", "b", ">>>>>>> other", '"""']
+    content = "\n".join(lines) + "\n"
+    assert review("tests/test_merge.py", hunk([], lines), content=content).comments == []
+    # without the file, the hunk's own lines are lexed: still a string
+    assert review("tests/test_merge.py", hunk([], lines)).comments == []
+    js = ["const SAMPLE = `", "<<<<<<< HEAD", "a", "=======", "b", ">>>>>>> other", "`;"]
+    assert review("src/sample.js", hunk([], js)).comments == []
+
+
+def test_conflict_sample_in_a_markdown_fence_is_not_a_conflict_but_one_in_prose_is() -> None:
+    fenced = ["```", "<<<<<<< HEAD", "ours", "=======", "theirs", ">>>>>>> branch", "```"]
+    assert review("docs/merge.md", hunk([], fenced)).comments == []
+    prose = ["# Notes", "<<<<<<< HEAD", "- one", "=======", "- two", ">>>>>>> branch"]
+    assert checks(review("docs/merge.md", hunk([], prose))) == [(2, "conflict-marker")]
 
 
 # --------------------------------------------------------------------------- debug leftovers
@@ -240,6 +289,48 @@ def test_print_inside_a_docstring_is_not_debug_but_code_after_it_is() -> None:
     assert checks(result) == [(5, "debug")]
 
 
+@pytest.mark.parametrize("runs_ruff", [True, False])
+def test_print_with_noqa_or_inside_a_logging_function_is_not_debug(runs_ruff: bool) -> None:
+    content = (
+        "def work(rows):\n"
+        "    print(rows)  # noqa: T201\n"
+        "    print(rows)  # noqa\n"
+        "    print(rows)  # noqa: E501\n"
+        "    return rows\n"
+        "\n"
+        "\n"
+        "def log(message):\n"
+        "    print(message)\n"
+    )
+    text = hunk([], content.rstrip("\n").split("\n"))
+    reviewer = BuiltinReviewer(run_linters=runs_ruff)
+    if runs_ruff and RUFF is None:
+        pytest.skip("ruff is not installed")
+    result = review("pkg/work.py", text, content=content, reviewer=reviewer)
+    assert checks(result) == [(4, "debug")]  # a noqa for another code does not silence T201
+    assert result.comments[0].rule == ("ruff/T201" if runs_ruff else "review-agent/debug")
+
+
+def test_console_log_inside_the_logging_code_or_silenced_is_not_debug() -> None:
+    lines = [
+        "export function log(...args) {",
+        '  console.log("[app]", ...args);',
+        "}",
+        "export class Logger {",
+        "  info(m) { console.log(m); }",
+        "}",
+        "function handler(req) {",
+        "  console.log(req.body);",
+        "  console.log(req.query); // eslint-disable-line no-console",
+        "  // eslint-disable-next-line no-console",
+        "  console.log(req.params);",
+        "  console.log(req.path); // eslint-disable-line no-undef",
+        "}",
+    ]
+    assert checks(review("src/app.js", hunk([], lines))) == [(8, "debug"), (12, "debug")]
+    assert review("src/logger.ts", hunk([], ["console.log(message);"])).comments == []
+
+
 def test_print_in_a_file_with_a_main_guard_is_output_not_debug() -> None:
     content = "def main():\n    print('hi')\n\nif __name__ == '__main__':\n    main()\n"
     text = hunk([], content.rstrip("\n").split("\n"))
@@ -261,9 +352,20 @@ def test_todo_in_string_or_identifier_is_not_reported() -> None:
     assert review("m.py", text).comments == []
 
 
-def test_todo_in_js_block_comment_and_markdown() -> None:
+def test_todo_in_js_block_comment_and_markdown_comment_but_not_prose() -> None:
     assert checks(review("a.js", hunk([], ["/**", " * FIXME: leaks", " */"]))) == [(2, "todo")]
-    assert checks(review("NOTES.md", hunk([], ["- TODO write docs"]))) == [(1, "todo")]
+    assert checks(review("NOTES.md", hunk([], ["- TODO write docs", "<!-- TODO: pictures -->"]))) == [
+        (2, "todo")
+    ]
+    assert review("NOTES.md", hunk([], ["The TODO app keeps a list of tasks."])).comments == []
+
+
+def test_todo_in_docstring_counts_and_in_yaml_string_does_not() -> None:
+    content = 'def f():\n    """Load it.\n\n    TODO: cache.\n    """\n'
+    text = hunk([], content.rstrip("\n").split("\n"))
+    assert checks(review("m.py", text, content=content)) == [(4, "todo")]
+    yaml_text = hunk([], ['name: "TODO list"', "run: make  # TODO: pin"])
+    assert checks(review("ci.yml", yaml_text)) == [(2, "todo")]
 
 
 def test_rust_todo_macro_is_a_warning() -> None:
@@ -312,6 +414,18 @@ def test_disabled_checks_stay_off() -> None:
     assert {c for _, c in checks(result)} == {"secret", "trailing-whitespace"}
     as_text = review("m.py", hunk([], NOISY), prefs={"disabled_checks": "secret, TRAILING-WHITESPACE"})
     assert {c for _, c in checks(as_text)} == {"debug", "todo"}
+
+
+def test_comments_carry_their_rule_and_a_precise_rule_can_be_disabled() -> None:
+    result = review("m.py", hunk([], NOISY))
+    assert sorted(c.rule or "" for c in result.comments) == [
+        "review-agent/debug",
+        "review-agent/secret",
+        "review-agent/todo",
+        "review-agent/trailing-whitespace",
+    ]
+    quiet = review("m.py", hunk([], NOISY), prefs={"disabled_checks": ["review-agent/todo"]})
+    assert {c for _, c in checks(quiet)} == {"debug", "secret", "trailing-whitespace"}
 
 
 def test_severity_threshold_drops_lower_findings_and_their_counts() -> None:
@@ -450,6 +564,54 @@ def test_lint_can_be_disabled_by_check_or_linter_name_or_constructor() -> None:
     assert review("m.py", text, content=None, reviewer=BuiltinReviewer()).comments == []
 
 
+class RecordingRunner:
+    """The process boundary, recorded: which tools were started with which arguments."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: Sequence[str], stdin: bytes, timeout: float) -> CommandOutput:
+        self.calls.append(list(argv))
+        return run_command(argv, stdin, timeout)
+
+
+@pytest.mark.parametrize("content", ["keep.py", "../lib/keep.py", None])
+def test_a_symlink_target_or_missing_file_is_never_linted(content: str | None) -> None:
+    # git stores link.py -> keep.py as a one-line blob "keep.py" without a newline; linted as
+    # Python it would give "F821 Undefined name 'keep'"
+    text = "@@ -0,0 +1 @@\n+" + (content or "keep.py") + "\n\\ No newline at end of file\n"
+    runner = RecordingRunner()
+    result = review("link.py", text, content=content, reviewer=BuiltinReviewer(runner=runner))
+    assert result.comments == []
+    assert runner.calls == []
+
+
+def test_content_that_is_not_the_patched_file_is_not_linted() -> None:
+    # the source sent some other text (a stale blob): linting it would report other lines
+    runner = RecordingRunner()
+    text = hunk([], ["import os", "x = undefined_name"])
+    other = "def f(:\n    pass\n"
+    result = review("m.py", text, content=other, reviewer=BuiltinReviewer(runner=runner))
+    assert result.comments == []
+    assert runner.calls == []
+
+
+@needs_ruff
+def test_ruff_runs_isolated_with_the_curated_rules_once_per_file() -> None:
+    runner = RecordingRunner()
+    content = "import pickle\n\n\ndef load(blob):\n    print(blob)\n    return pickle.loads(blob)\n"
+    text = hunk([], content.rstrip("\n").split("\n"))
+    result = review("pkg/cache.py", text, content=content, reviewer=BuiltinReviewer(runner=runner))
+    assert len(runner.calls) == 1  # one ruff run feeds the lint, debug and security checks
+    argv = runner.calls[0]
+    assert "--isolated" in argv and argv[argv.index("--select") + 1] == RUFF_SELECT
+    assert [(c.line, c.rule) for c in result.comments] == [(5, "ruff/T201"), (6, "ruff/S301")]
+    assert checks(result) == [(5, "debug"), (6, "security")]
+    prefs = {"disabled_checks": ["ruff/S301"]}
+    quiet = review("pkg/cache.py", text, content=content, prefs=prefs, reviewer=BuiltinReviewer())
+    assert [c.rule for c in quiet.comments] == ["ruff/T201"]
+
+
 def _script(tmp_path: Path, name: str, body: str) -> str:
     path = tmp_path / name
     path.write_text("#!/bin/sh\n" + body)
@@ -458,7 +620,7 @@ def _script(tmp_path: Path, name: str, body: str) -> str:
 
 
 @pytest.mark.timeout(30)
-def test_a_hanging_linter_is_killed_and_skipped(tmp_path: Path) -> None:
+def test_a_hanging_linter_is_killed_and_reported(tmp_path: Path) -> None:
     # the child "sleep" inherits the pipes: only killing the process group ends the wait
     hanging = _script(tmp_path, "ruff", "sleep 60 &\nsleep 60\n")
     reviewer = BuiltinReviewer(locate=lambda name: hanging, linter_timeout=0.5)
@@ -467,8 +629,10 @@ def test_a_hanging_linter_is_killed_and_skipped(tmp_path: Path) -> None:
         hunk([], ["import os", "breakpoint()"]),
         content="import os\nbreakpoint()\n",
         reviewer=reviewer,
+        may_fail=True,
     )
-    assert checks(result) == [(2, "debug")]
+    assert checks(result) == [(2, "debug")]  # found from the tokens when ruff cannot answer
+    assert "Check security, lint failed: ruff timed out after 0.5 s." in result.summary
 
 
 @pytest.mark.parametrize(
@@ -479,16 +643,34 @@ def test_a_hanging_linter_is_killed_and_skipped(tmp_path: Path) -> None:
         "echo boom >&2\nexit 2\n",
     ],
 )
-def test_a_failing_or_garbled_linter_is_skipped(tmp_path: Path, body: str) -> None:
+def test_a_failing_or_garbled_linter_is_reported_not_taken_as_clean(tmp_path: Path, body: str) -> None:
     broken = _script(tmp_path, "ruff", body)
     reviewer = BuiltinReviewer(locate=lambda name: broken)
-    result = review("m.py", hunk([], ["import os"]), content="import os\n", reviewer=reviewer)
+    result = review("m.py", hunk([], ["import os"]), content="import os\n", reviewer=reviewer, may_fail=True)
     assert result.comments == []
+    assert result.summary.startswith("No findings in 1 added line. Check security, lint failed: ruff ")
+    assert "boom" in result.summary or "JSON" in result.summary or "diagnostic" in result.summary
 
 
-def test_a_missing_linter_is_skipped(tmp_path: Path) -> None:
+def test_a_crashing_check_is_named_and_the_others_still_report() -> None:
+    def crash(ctx: object) -> list[Finding]:
+        raise RuntimeError(f"unexpected input near {GH_TOKEN}")
+
+    reviewer = BuiltinReviewer(run_linters=False, checks=[*CHECKS[:1], Check("boom", crash), *CHECKS[1:]])
+    result = review("m.py", hunk([], NOISY), reviewer=reviewer, may_fail=True)
+    assert {c for _, c in checks(result)} == {"debug", "todo", "secret", "trailing-whitespace"}
+    assert "Check boom failed: RuntimeError: unexpected input near [redacted GitHub token]." in result.summary
+    assert GH_TOKEN not in result.summary
+    # a disabled check is not run, so it cannot fail
+    quiet = review("m.py", hunk([], NOISY), reviewer=reviewer, prefs={"disabled_checks": ["boom"]})
+    assert "failed" not in quiet.summary
+
+
+def test_a_missing_linter_is_skipped_and_one_that_cannot_start_is_reported(tmp_path: Path) -> None:
     reviewer = BuiltinReviewer(locate=lambda name: str(tmp_path / "no-such-tool"))
-    assert review("m.py", hunk([], ["import os"]), content="import os\n", reviewer=reviewer).comments == []
+    result = review("m.py", hunk([], ["import os"]), content="import os\n", reviewer=reviewer, may_fail=True)
+    assert result.comments == []
+    assert "lint failed: no-such-tool could not run" in result.summary
     reviewer = BuiltinReviewer(locate=lambda name: None)
     assert review("m.py", hunk([], ["import os"]), content="import os\n", reviewer=reviewer).comments == []
 
@@ -560,6 +742,13 @@ def test_find_tool_looks_next_to_the_interpreter(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PATH", "")
     assert find_tool("ruff") == str(venv_ruff)
     assert find_tool("surely-not-a-tool-review-agent") is None
+
+
+def test_the_package_modules_stay_small() -> None:
+    import review_agent.reviewers.builtin as module
+
+    for path in Path(module.__file__).parent.glob("*.py"):
+        assert len(path.read_text().splitlines()) < 450, path.name
 
 
 def test_check_ids_are_documented() -> None:

@@ -27,6 +27,10 @@ class Comment(BaseModel):
     start_line: int | None = Field(
         default=None, description="First line of a multi-line range, if the comment spans lines."
     )
+    rule: str | None = Field(
+        default=None,
+        description="Id of the static check that produced it (e.g. ruff/S301); leave empty.",
+    )
 
 
 class ModelReview(BaseModel):
