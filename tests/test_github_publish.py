@@ -1,7 +1,7 @@
 """The GitHub publisher against the fake GitHub server, through the real PyGithub over HTTP.
 
 What is asserted is what the server saw and kept (reviews, comments, POSTs), never what the client
-believes: "posted exactly once" must hold on the wire (DESIGN.md §5, §7).
+believes: "posted exactly once" must hold on the wire (docs/architecture.md, "Exactly once").
 """
 
 from __future__ import annotations
