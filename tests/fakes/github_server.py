@@ -42,6 +42,7 @@ import base64
 import hashlib
 import itertools
 import json
+import posixpath
 import re
 import secrets
 import signal
@@ -113,8 +114,12 @@ def make_file(
     previous_filename: str | None = None,
     additions: int | None = None,
     deletions: int | None = None,
+    symlink: str | None = None,
 ) -> dict[str, Any]:
     """One entry of ``GET /pulls/{n}/files`` built from a path and its hunks.
+
+    ``symlink`` makes the file a symbolic link to that target at head (see ``symlink_patch``
+    for the patch GitHub lists for one).
 
     ``content`` is the file's full content at head: it fixes ``sha`` (the real blob id) and is
     served by the contents and blobs APIs once the entry is given to ``add_pr`` (the key is not
@@ -126,6 +131,8 @@ def make_file(
     dels = dels if deletions is None else deletions
     if status is None:
         status = "renamed" if previous_filename else "modified"
+    if sha is None and symlink is not None:
+        sha = git_blob_sha(symlink.encode())
     if sha is None:
         if content is not None:
             sha = git_blob_sha(_as_bytes(content))
@@ -145,7 +152,22 @@ def make_file(
         entry["previous_filename"] = previous_filename
     if content is not None:
         entry["content"] = content
+    if symlink is not None:
+        entry["symlink"] = symlink
     return entry
+
+
+def symlink_patch(old: str | None, new: str | None) -> str:
+    """The patch GitHub lists for a symbolic link: its target is the one line, without a
+    trailing newline, on each side where it is a link."""
+    no_newline = "\\ No newline at end of file"
+    head = f"@@ -{'1' if old is not None else '0,0'} +{'1' if new is not None else '0,0'} @@"
+    lines = [head]
+    if old is not None:
+        lines += [f"-{old}", no_newline]
+    if new is not None:
+        lines += [f"+{new}", no_newline]
+    return "\n".join(lines)
 
 
 def added_file_patch(lines: Iterable[str]) -> str:
@@ -291,6 +313,7 @@ class FakeRepo:
     private: bool = False
     default_branch: str = "main"
     contents: dict[str, dict[str, bytes]] = field(default_factory=dict)  # ref -> path -> bytes
+    symlinks: dict[str, dict[str, str]] = field(default_factory=dict)  # ref -> path -> target
     blobs: dict[str, bytes] = field(default_factory=dict)
     commits: dict[str, dict[str, Any]] = field(default_factory=dict)  # sha -> {message, parents}
 
@@ -645,6 +668,10 @@ class FakeGitHub:
         for entry in files:
             e = dict(entry)
             content = e.pop("content", None)
+            target = e.pop("symlink", None)
+            if target is not None:
+                name = e["filename"]
+                self.set_symlink(r.owner, r.name, name, target, ref=pr.head_sha, also_ref=pr.head_ref)
             if content is not None:
                 self.set_content(
                     r.owner, r.name, e["filename"], content, ref=pr.head_sha, also_ref=pr.head_ref
@@ -671,6 +698,22 @@ class FakeGitHub:
             r.blobs[sha] = data
             for key in filter(None, (ref, also_ref)):
                 r.contents.setdefault(key, {})[path] = data
+                r.symlinks.get(key, {}).pop(path, None)
+            return sha
+
+    def set_symlink(
+        self, owner: str, repo: str, path: str, target: str, *, ref: str, also_ref: str | None = None
+    ) -> str:
+        """Make ``path`` a symbolic link to ``target`` at a ref; returns its blob SHA (the blob
+        of a link is its target)."""
+        data = target.encode()
+        with self._lock:
+            r = self.add_repo(owner, repo)
+            sha = git_blob_sha(data)
+            r.blobs[sha] = data
+            for key in filter(None, (ref, also_ref)):
+                r.contents.get(key, {}).pop(path, None)
+                r.symlinks.setdefault(key, {})[path] = target
             return sha
 
     def pr(self, owner: str, repo: str, number: int) -> FakePullRequest:
@@ -1662,6 +1705,15 @@ class FakeGitHub:
         with self._lock:
             ref = self._resolve_ref(r, ctx.query.get("ref"))
             data = r.contents.get(ref, {}).get(path)
+            target = r.symlinks.get(ref, {}).get(path)
+            if target is not None:
+                # GitHub: a link to a file of the repository is answered with that file;
+                # any other link with an object describing the link itself
+                resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+                followed = r.contents.get(ref, {}).get(resolved)
+                if followed is None or resolved.startswith("../") or target.startswith("/"):
+                    return self._symlink_json(r, ref, path, target)
+                path, data = resolved, followed
         if data is None:
             raise _HTTPError(404, "Not Found")
         sha = git_blob_sha(data)
@@ -1683,6 +1735,25 @@ class FakeGitHub:
             body.update(content="", encoding="none")
         else:
             body.update(content=_b64_lines(data), encoding="base64")
+        body["_links"] = {"self": body["url"], "git": body["git_url"], "html": body["html_url"]}
+        return _Response(200, body)
+
+    def _symlink_json(self, r: FakeRepo, ref: str, path: str, target: str) -> _Response:
+        sha = git_blob_sha(target.encode())
+        quoted = urllib.parse.quote(path)
+        api = f"{self.url}/repos/{r.full_name}"
+        body = {
+            "type": "symlink",
+            "target": target,
+            "size": len(target.encode()),
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "sha": sha,
+            "url": f"{api}/contents/{quoted}?ref={ref}",
+            "git_url": f"{api}/git/blobs/{sha}",
+            "html_url": f"{self.root}/{r.full_name}/blob/{ref}/{quoted}",
+            "download_url": f"{self.root}/{r.full_name}/raw/{ref}/{quoted}",
+        }
         body["_links"] = {"self": body["url"], "git": body["git_url"], "html": body["html_url"]}
         return _Response(200, body)
 
