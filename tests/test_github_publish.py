@@ -180,8 +180,8 @@ def test_a_rerun_posts_nothing(gh: FakeGitHub) -> None:
     assert len(gh.review_comments("octo", "demo", 7)) == 36
     assert (second.comments_posted, second.comments_already_there) == (0, 36)
     assert second.review_id == first.review_id
-    assert second.message.startswith("nothing new to post on octo/demo#7")
-    assert f"in review {second.review_id}" in second.message
+    assert second.message.startswith("nothing to post: this review and its 36 comment(s) are already on")
+    assert f"(review {second.review_id}, http" in second.message
     second.model_dump_json()  # stored in the checkpoint: plain JSON
 
 
@@ -426,7 +426,7 @@ def test_a_new_push_repeats_no_comment_on_an_unchanged_file(gh: FakeGitHub) -> N
     assert "1 new comment(s), 1 already on the pull request (2 in all" in second["body"]
     assert f"Summary of {path(1)}." in second["body"] and f"Summary of {path(0)}." not in second["body"]
     assert "1 file summary(ies) are already on this pull request" in second["body"]
-    assert result.message.startswith(f"posted review {second['id']} (")
+    assert result.message.startswith(f"posted a review on octo/demo#7 (review {second['id']}, http")
     assert result.message.endswith("1 comment(s) posted (1 inline, 0 in the review body), 1 already there")
 
 
@@ -465,7 +465,7 @@ def test_a_different_review_at_the_same_commit_is_posted_with_its_body(
     for who, holder in ((order[0], r1), (order[1], r2)):
         again = publisher(gh).publish(reports[who])
         assert again.comments_posted == 0 and again.review_id == holder["id"]
-        assert again.message.startswith("nothing new to post on octo/demo#7")
+        assert again.message.startswith("nothing to post")
     assert gh.count("POST", POSTS) == 2
 
 

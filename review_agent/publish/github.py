@@ -258,16 +258,15 @@ class GitHubPublisher:
         moved = sum(1 for i in new if not i.inline)
         holder = first_posted or existing.reviews.get(review_fp)
         review_id, review_url = holder if holder is not None else (None, None)
-        where = f"review {review_id}" + (f" ({review_url})" if review_url else "")
+        where = f"review {review_id}" + (f", {review_url}" if review_url else "")
         if first_posted is not None:
             message = (
-                f"posted {where} on {name}: {len(new)} comment(s) posted ({len(new) - moved} inline, "
-                f"{moved} in the review body), {already} already there"
+                f"posted a review on {name} ({where}): {len(new)} comment(s) posted "
+                f"({len(new) - moved} inline, {moved} in the review body), {already} already there"
             )
         else:
             message = (
-                f"nothing new to post on {name}: this review and its {already} comment(s) are "
-                f"already there, in {where}"
+                f"nothing to post: this review and its {already} comment(s) are already on {name} ({where})"
             )
         return PublishResult(
             review_id=review_id,
