@@ -20,9 +20,11 @@ import base64
 import dataclasses
 import re
 import threading
+from typing import Any
 
 from github import GithubException
 from github.ContentFile import ContentFile
+from github.PullRequest import PullRequest
 
 from review_agent.github.auth import GitHubCredentials, InstallationCredentials, TokenCredentials
 from review_agent.github.client import PullRequestHandle
@@ -90,10 +92,10 @@ class GitHubSource:
 
     @classmethod
     def for_installation(
-        cls, url_target: str, credentials: InstallationCredentials, api_url: str | None = None, **kw: object
+        cls, url_target: str, credentials: InstallationCredentials, api_url: str | None = None, **kw: Any
     ) -> GitHubSource:
         """The pull request as a GitHub App installation sees it (the App's workers)."""
-        return cls(url_target, None, api_url, credentials=credentials, **kw)  # type: ignore[arg-type]
+        return cls(url_target, None, api_url, credentials=credentials, **kw)
 
     @property
     def ref(self) -> PullRequestRef:
@@ -235,7 +237,7 @@ class GitHubSource:
     # -- for the publisher and the feedback reader ---------------------------------------------
 
     @property
-    def pull_request(self):  # type: ignore[no-untyped-def]  # PyGithub's PullRequest
+    def pull_request(self) -> PullRequest:
         """The PullRequest read by ``resolve()`` (the publisher writes through the same client)."""
         return self.pull.pull_request
 
