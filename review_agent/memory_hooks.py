@@ -35,7 +35,7 @@ def learn_from_dismissals(
     from review_agent.publish.feedback import dismissed_findings
 
     try:
-        dismissals = dismissed_findings(source)  # type: ignore[arg-type]
+        dismissals = dismissed_findings(source)
     except Exception as exc:
         log.warning("could not read feedback on earlier comments: %s", str(exc).splitlines()[0])
         return 0

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from review_agent.config import Settings
 from review_agent.errors import BadInput, Interrupted
@@ -28,6 +28,7 @@ from review_agent.memory_hooks import (
     read_repo_config,
     recaller,
 )
+from review_agent.publish.base import Publisher
 from review_agent.publish.report import ReviewReport
 from review_agent.reviewers.base import Reviewer, ReviewRequest, ReviewResult
 from review_agent.reviewers.pricing import cost_of, parse_price, price_for
@@ -38,6 +39,9 @@ from review_agent.state.schemas import FileReview, Skipped, Usage
 from review_agent.storage.factory import open_storage
 from review_agent.storage.lease import thread_lease
 from review_agent.storage.results import ReviewResults
+
+if TYPE_CHECKING:
+    from review_agent.github.auth import GitHubCredentials
 
 DEFAULT_CONCURRENCY = 4
 log = logging.getLogger(__name__)
@@ -58,6 +62,7 @@ class ReviewOptions:
     review_event: str = "COMMENT"  # only this flag may approve or request changes, never the model
     wait: float = 0.0  # seconds to wait for another process that holds this review
     stop: threading.Event | None = None  # set on SIGINT/SIGTERM: finish the files in flight, stop
+    github: GitHubCredentials | None = None  # e.g. an App installation (a worker); None: GITHUB_TOKEN
 
 
 class ProgressListener(Protocol):
@@ -88,13 +93,23 @@ def is_pr_url(target: str) -> bool:
     return bool(_URL_LIKE.match(target)) and not Path(target).exists()
 
 
-def build_source(target: str, settings: Settings, base: str | None, head: str | None) -> Source:
+def build_source(
+    target: str,
+    settings: Settings,
+    base: str | None,
+    head: str | None,
+    github: GitHubCredentials | None = None,
+) -> Source:
     if is_pr_url(target):
         from review_agent.sources.github import GitHubSource
 
         token = settings.github_token.get_secret_value() if settings.github_token else None
         return GitHubSource(
-            target, token=token, api_url=settings.github_api_url, retries=settings.github_retries
+            target,
+            token=token,
+            api_url=settings.github_api_url,
+            credentials=github,
+            retries=settings.github_retries,
         )
     return LocalGitSource(target, base=base, head=head)
 
@@ -193,7 +208,7 @@ def run_review(
     listener = listener or SilentListener()
     _validate(options)
     # Everything that can reject the input happens before storage is opened.
-    source = build_source(options.target, settings, options.base, options.head)
+    source = build_source(options.target, settings, options.base, options.head, options.github)
     if options.post and resolved_kind(source) != "github":
         raise BadInput("--post needs a pull request URL; a local review is only reported")
     resolved = source.resolve()
@@ -292,8 +307,11 @@ def _publisher(
     listener: ProgressListener,
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     from review_agent.publish.github import GitHubPublisher
+    from review_agent.sources.github import GitHubSource
 
-    publisher = GitHubPublisher(source)  # type: ignore[arg-type]
+    if not isinstance(source, GitHubSource):
+        raise BadInput("--post needs a pull request URL; a local review is only reported")
+    publisher: Publisher = GitHubPublisher(source)
 
     def publish(values: dict[str, Any]) -> dict[str, Any]:
         result = publisher.publish(report_of(values), event=event)

@@ -1,7 +1,7 @@
 """The GitHub publisher against the fake GitHub server, through the real PyGithub over HTTP.
 
 What is asserted is what the server saw and kept (reviews, comments, POSTs), never what the client
-believes: "posted exactly once" must hold on the wire (DESIGN.md §5, §7).
+believes: "posted exactly once" must hold on the wire (docs/architecture.md, "Exactly once").
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from review_agent.publish.github import (
     fingerprints_in,
     marker,
     review_fingerprint,
-    sanitize,
 )
 from review_agent.publish.report import ReviewReport
 from review_agent.sources.github import GitHubSource
@@ -112,8 +111,12 @@ def fp(i: int, c: Comment) -> str:
     return comment_fingerprint(path(i), c, make_file(path(i), patch(i), content=content(i))["sha"])
 
 
-def body_fp(gh: FakeGitHub, head: str = HEAD) -> str:
-    return review_fingerprint(make_source(gh).resolve()) if head == HEAD else ""
+def body_fp(gh: FakeGitHub, rep: ReviewReport) -> str:
+    """The fingerprint the review body of ``rep`` carries: a digest of its content."""
+    source = make_source(gh)
+    blobs = {f.path: f.blob_sha for f in source.list_files()}
+    comments = [comment_fingerprint(f.path, c, blobs.get(f.path)) for f in rep.files for c in f.comments]
+    return review_fingerprint(source.resolve(), rep, comments)
 
 
 # --- a full post --------------------------------------------------------------------------------
@@ -143,7 +146,7 @@ def test_full_post_is_one_review_with_every_comment_on_a_diff_line(gh: FakeGitHu
     assert len(ranges) == 12 and all(c["start_side"] == "RIGHT" for c in ranges)
 
     body = review["body"]
-    assert marker(review_fingerprint(make_source(gh).resolve())) in body
+    assert marker(body_fp(gh, rep)) in body
     assert body.rstrip().endswith("-->")
     assert "12/13 files reviewed" in body
     assert "36 comment(s) (12 error, 12 warning, 12 info)" in body
@@ -177,7 +180,8 @@ def test_a_rerun_posts_nothing(gh: FakeGitHub) -> None:
     assert len(gh.review_comments("octo", "demo", 7)) == 36
     assert (second.comments_posted, second.comments_already_there) == (0, 36)
     assert second.review_id == first.review_id
-    assert second.message.startswith("nothing to post")
+    assert second.message.startswith("nothing to post: this review and its 36 comment(s) are already on")
+    assert f"(review {second.review_id}, http" in second.message
     second.model_dump_json()  # stored in the checkpoint: plain JSON
 
 
@@ -192,15 +196,23 @@ def test_only_missing_comments_are_posted_after_a_partial_state(gh: FakeGitHub) 
     assert [x["line"] for x in post.json["comments"]] == [3, 2]  # b and c only
     assert len(gh.review_comments("octo", "demo", 7)) == 3
 
-    # the body is there now; a report with one more comment posts just that one, no second body
+    # a report with one more comment is another review: its body says what is new, and repeats
+    # neither the comments nor the summaries already there
     d = Comment(line=5, body="f has no docstring")
-    result = publisher(gh).publish(report({path(0): [a, b, c, d]}))
+    rep = report({path(0): [a, b, c, d]})
+    result = publisher(gh).publish(rep)
     assert (result.comments_posted, result.comments_already_there) == (1, 3)
     last = gh.requests_to("POST", POSTS)[-1]
     assert [x["line"] for x in last.json["comments"]] == [5]
-    assert last.json["body"] == ""  # a follow-up: no repeated summary
-    bodies = [r["body"] for r in gh.reviews("octo", "demo", 7)]
-    assert sum(marker(body_fp(gh)) in x for x in bodies) == 1
+    assert marker(body_fp(gh, rep)) in last.json["body"]
+    assert "1 new comment(s), 3 already on the pull request" in last.json["body"]
+    assert f"Summary of {path(0)}." not in last.json["body"]
+    assert "1 file summary(ies) are already on this pull request" in last.json["body"]
+    assert result.review_id == gh.reviews("octo", "demo", 7)[-1]["id"]
+    # and once more: nothing new
+    again = publisher(gh).publish(rep)
+    assert again.comments_posted == 0 and again.review_id == result.review_id
+    assert len(gh.requests_to("POST", POSTS)) == 2
 
 
 # --- anchors -----------------------------------------------------------------------------------
@@ -409,8 +421,52 @@ def test_a_new_push_repeats_no_comment_on_an_unchanged_file(gh: FakeGitHub) -> N
     new = [c for c in gh.review_comments("octo", "demo", 7) if c["pull_request_review_id"] == second["id"]]
     assert [c["path"] for c in new] == [path(1)]  # only the changed file's comment
     assert sum(c["path"] == path(0) for c in gh.review_comments("octo", "demo", 7)) == 1
-    # a new head has its own summary
+    # a new head has its own body, which says what is new and repeats no unchanged summary
     assert fingerprints_in(first["body"]) != fingerprints_in(second["body"])
+    assert "1 new comment(s), 1 already on the pull request (2 in all" in second["body"]
+    assert f"Summary of {path(1)}." in second["body"] and f"Summary of {path(0)}." not in second["body"]
+    assert "1 file summary(ies) are already on this pull request" in second["body"]
+    assert result.message.startswith(f"posted a review on octo/demo#7 (review {second['id']}, http")
+    assert result.message.endswith("1 comment(s) posted (1 inline, 0 in the review body), 1 already there")
+
+
+# --- a different review at the same commit ---------------------------------------------------
+
+
+@pytest.mark.parametrize("order", [("model-a", "builtin"), ("builtin", "model-a")])
+def test_a_different_review_at_the_same_commit_is_posted_with_its_body(
+    gh: FakeGitHub, order: tuple[str, str]
+) -> None:
+    """Two runs from two homes at one head (issue 10, item 6): each review's body reaches the
+    PR, whichever runs first, and each run's review id is the review holding its content."""
+    add_pr(gh, n=2)
+    shared = Comment(line=2, body="x is a magic number")
+    content_of = {
+        "model-a": {path(0): [shared, Comment(line=3, body="y shadows a builtin")], path(1): []},
+        "builtin": {path(0): [shared], path(1): [Comment(line=2, severity="error", body="secret?")]},
+    }
+    reports = {}
+    for who in order:
+        rep = report(content_of[who])
+        rep.reviewer = who
+        for f in rep.files:
+            f.summary = f"{who} says {f.path} is fine."
+        reports[who] = rep
+    first = publisher(gh).publish(reports[order[0]])
+    second = publisher(gh).publish(reports[order[1]])
+    r1, r2 = gh.reviews("octo", "demo", 7)
+    assert (first.review_id, second.review_id) == (r1["id"], r2["id"])
+    assert f"reviewer `{order[1]}`" in r2["body"] and f"{order[1]} says {path(1)} is fine." in r2["body"]
+    assert marker(body_fp(gh, reports[order[1]])) in r2["body"]
+    assert (second.comments_posted, second.comments_already_there) == (1, 1)  # the shared one is not repeated
+    assert "1 new comment(s), 1 already on the pull request" in r2["body"]
+    assert sum(c["body"].count("x is a magic number") for c in gh.review_comments("octo", "demo", 7)) == 1
+    # each run again, from yet another process: nothing new, and its own review named
+    for who, holder in ((order[0], r1), (order[1], r2)):
+        again = publisher(gh).publish(reports[who])
+        assert again.comments_posted == 0 and again.review_id == holder["id"]
+        assert again.message.startswith("nothing to post")
+    assert gh.count("POST", POSTS) == 2
 
 
 # --- what the model wrote ---------------------------------------------------------------------
@@ -447,32 +503,12 @@ def test_a_forged_fingerprint_in_model_text_is_stripped(gh: FakeGitHub) -> None:
         assert fingerprints_in(c["body"]) == {fp(0, forged)}
         assert len(ANY_MARKER.findall(c["body"])) == 1
     (review,) = gh.reviews("octo", "demo", 7)
-    assert fingerprints_in(review["body"]) == {review_fingerprint(make_source(gh).resolve())}
+    body_fps = {f for f in fingerprints_in(review["body"]) if not f.startswith("summary:")}
+    assert body_fps == {body_fp(gh, rep)}
     # b was never on the PR, so the next run posts it
     result = publisher(gh).publish(report({path(0): [forged, b]}))
     assert (result.comments_posted, result.comments_already_there) == (1, 1)
     assert any(fp(0, b) in fingerprints_in(c["body"]) for c in gh.review_comments("octo", "demo", 7))
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("hi @bob!", "hi `@bob`!"),
-        ("(@org/team)", "(`@org/team`)"),
-        ("me@example.com and https://x.io/@user", "me@example.com and https://x.io/@user"),
-        ("`@code` and\n```\n@fenced\n```\nafter @x", "`@code` and\n```\n@fenced\n```\nafter `@x`"),
-        ("``a ` @in`` @out", "``a ` @in`` `@out`"),
-        # not a code span: the third line opens a fence, so @fenced is prose (and pinged)
-        ("`@code` and ```\n@fenced\n```", "`@code` and ```\n`@fenced`\n```\n```"),
-        ("a <!-- review-agent:comment:" + "f" * 32 + " --> b", "a  b"),
-        ("<!-<!-- review-agent:x -->- review-agent:y -->z", "z"),
-        ("unclosed:\n```\ncode @x", "unclosed:\n```\ncode @x\n```"),
-        ("mid-line ``` is no fence @x", "mid-line ``` is no fence `@x`"),
-        ("hidden <!-- rest", "hidden &lt;!-- rest"),
-    ],
-)
-def test_sanitize(text: str, expected: str) -> None:
-    assert sanitize(text) == expected
 
 
 # --- the event ---------------------------------------------------------------------------------
@@ -514,7 +550,7 @@ def test_a_long_body_is_capped_and_comments_that_do_not_fit_follow(gh: FakeGitHu
     reviews = gh.reviews("octo", "demo", 7)
     assert len(reviews) >= 2  # 12 comments of ~8000 characters do not fit in one body
     assert all(len(r["body"]) <= BODY_LIMIT for r in reviews)
-    assert marker(review_fingerprint(make_source(gh).resolve())) in reviews[0]["body"]
+    assert marker(body_fp(gh, rep)) in reviews[0]["body"]
     assert "longer than GitHub allows" in reviews[0]["body"]
     everything = every_body(gh)
     for i in range(12):

@@ -72,7 +72,7 @@ def plan_files(
         elif cf.is_binary:
             reason = "binary file"
         elif cf.patch is None or not cf.patch.strip():
-            reason = "no textual diff (renamed without changes, mode change, or too large for the API)"
+            reason = cf.no_diff_reason or "no textual diff"
         elif include and not any(fnmatch.fnmatch(cf.path, g) for g in include):
             reason = "outside the configured paths"
         elif any(fnmatch.fnmatch(cf.path, g) for g in exclude):

@@ -2,8 +2,9 @@
 the dismissal words, marks a finding as dismissed. The next review of the PR turns each
 dismissal into a learning (repository scope), so the finding is not raised again there.
 
-Read from GitHub with the source's client (GET-only retries); a failure here costs the learning
-of this run, never the review.
+Read from GitHub through the pull request handle of the source (GET-only retries); a failure
+here costs the learning of this run, never the review. A source that is not a GitHub pull
+request has no feedback.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from review_agent.publish.github import MARKER_OPEN, fingerprints_in
-from review_agent.sources.github import GitHubSource
+from review_agent.github.client import PullRequestHandle
+from review_agent.publish.fingerprints import MARKER_OPEN, fingerprints_in
+from review_agent.sources.base import Source
 
 DEFAULT_DISMISS_WORDS = ("dismiss", "ignore", "wontfix", "won't fix", "false positive")
 _SEVERITY_PREFIX = re.compile(r"^\*\*(info|warning|error)\*\*:\s*", re.IGNORECASE)
@@ -32,11 +34,17 @@ def finding_text(body: str) -> str:
     return _SEVERITY_PREFIX.sub("", text).strip()
 
 
-def dismissed_findings(
-    source: GitHubSource, words: tuple[str, ...] = DEFAULT_DISMISS_WORDS
-) -> list[Dismissal]:
-    pr = source.pull_request
-    comments = list(pr.get_review_comments())
+def dismissed_findings(source: Source, words: tuple[str, ...] = DEFAULT_DISMISS_WORDS) -> list[Dismissal]:
+    """Our comments on the source's pull request that somebody dismissed (none for a source
+    that is not a GitHub pull request)."""
+    handle = getattr(source, "pull", None)
+    if not isinstance(handle, PullRequestHandle):
+        return []
+    return handle.read(lambda: _dismissals(handle, words))
+
+
+def _dismissals(handle: PullRequestHandle, words: tuple[str, ...]) -> list[Dismissal]:
+    comments = list(handle.pull_request.get_review_comments())
     ours = {c.id: c for c in comments if any(f.startswith("comment:") for f in fingerprints_in(c.body))}
     found: dict[int, Dismissal] = {}
     lowered = tuple(w.lower() for w in words)

@@ -41,6 +41,9 @@ class ChangedFile:
     is_symlink: bool = False
     symlink_target: str | None = None  # at head (None when removed, or no longer a link)
     previous_symlink_target: str | None = None  # at base (None when added, or not a link then)
+    # why ``patch`` is None for a file that is not binary, in words for the report: "renamed
+    # without changes", "mode change only", "empty file", "diff too large for the GitHub API"
+    no_diff_reason: str | None = None
 
 
 class Source(Protocol):

@@ -1,10 +1,16 @@
 """A local git repository as a review source: the diff of ``--head`` against its merge base with
 ``--base``, as a pull request would show it. Uses the ``git`` command, which every user of this
-mode already has; a Python git library would add a dependency for no gain here."""
+mode already has; a Python git library would add a dependency for no gain here.
+
+File modes come from ``git diff --raw`` (the patch text does not carry them reliably): a path
+whose mode is 120000 on either side is a symbolic link, and its targets are the blobs' text.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -15,6 +21,19 @@ from review_agent.errors import BadInput
 from review_agent.sources.base import ChangedFile, ResolvedTarget
 
 MAX_CONTENT_BYTES = 2_000_000
+SYMLINK_MODE = "120000"
+NO_FILE = "000000"
+
+
+@dataclass(frozen=True)
+class _RawEntry:
+    """One line of ``git diff --raw``: the modes and blobs on both sides, and git's status."""
+
+    old_mode: str
+    new_mode: str
+    old_sha: str
+    new_sha: str
+    status: str  # A, D, M, R, C, T (type change)
 
 
 _C_ESCAPES = {"n": 10, "t": 9, '"': 34, "\\": 92, "a": 7, "b": 8, "f": 12, "r": 13, "v": 11}
@@ -138,6 +157,7 @@ class LocalGitSource:
             head_sha,
         ).stdout.decode("utf-8", "replace")
         blobs = self._blob_shas(head_sha)
+        modes = self._raw_entries(head_sha)
         files: dict[str, ChangedFile] = {}
         try:
             patch_set = PatchSet(raw)
@@ -158,7 +178,14 @@ class LocalGitSource:
                     status = "modified"
             hunks = "".join(str(h) for h in pf)
             binary = bool(pf.is_binary_file)
-            files[path] = ChangedFile(
+            entry = modes.get(path)
+            if entry is not None and entry.status == "T":
+                # git shows a type change as a removal and an addition of the same path: the
+                # addition is the file at head
+                if pf.is_removed_file:
+                    continue
+                status = "changed"
+            changed = ChangedFile(
                 path=path,
                 status=status,
                 patch=None if binary or not hunks else hunks,
@@ -167,8 +194,38 @@ class LocalGitSource:
                 deletions=pf.removed,
                 is_binary=binary,
                 previous_path=source_name.removeprefix("a/") if pf.is_rename else None,
+                no_diff_reason=None if binary or hunks else _no_diff_reason(status, entry),
             )
+            files[path] = self._with_symlink(changed, entry)
         return dict(sorted(files.items()))
+
+    def _raw_entries(self, head_sha: str) -> dict[str, _RawEntry]:
+        """Path at head (or the removed path) -> its ``git diff --raw`` entry."""
+        out = self._git(
+            "diff", "--raw", "-z", "--no-abbrev", "--find-renames", self._merge_base, head_sha
+        ).stdout.split(b"\0")
+        entries: dict[str, _RawEntry] = {}
+        i = 0
+        while i < len(out) and out[i].startswith(b":"):
+            meta = out[i][1:].decode().split()
+            renamed = meta[4][:1] in ("R", "C")
+            path = out[i + (2 if renamed else 1)].decode("utf-8", "replace")
+            entries[path] = _RawEntry(meta[0], meta[1], meta[2], meta[3], meta[4][:1])
+            i += 3 if renamed else 2
+        return entries
+
+    def _with_symlink(self, changed: ChangedFile, raw: _RawEntry | None) -> ChangedFile:
+        if raw is None or SYMLINK_MODE not in (raw.old_mode, raw.new_mode):
+            return changed
+        return dataclasses.replace(
+            changed,
+            is_symlink=True,
+            symlink_target=self._blob_text(raw.new_sha) if raw.new_mode == SYMLINK_MODE else None,
+            previous_symlink_target=self._blob_text(raw.old_sha) if raw.old_mode == SYMLINK_MODE else None,
+        )
+
+    def _blob_text(self, sha: str) -> str:
+        return self._git("cat-file", "blob", sha).stdout.decode("utf-8", "replace")
 
     def _blob_shas(self, head_sha: str) -> dict[str, str]:
         out = self._git("ls-tree", "-r", "-z", "--full-tree", head_sha).stdout
@@ -189,6 +246,11 @@ class LocalGitSource:
         return self._files.get(path)
 
     def get_content(self, path: str) -> str | None:
+        """The file's text at head; None for a symlink (its content is a path, not source),
+        binary, missing or too large files."""
+        changed = self.get_file(path)
+        if changed is not None and changed.is_symlink:
+            return None
         _, _, head_sha = self._shas
         proc = self._git("cat-file", "-s", f"{head_sha}:{path}", check=False)
         if proc.returncode != 0 or int(proc.stdout or 0) > MAX_CONTENT_BYTES:
@@ -197,3 +259,14 @@ class LocalGitSource:
         if b"\0" in data[:8192]:
             return None
         return data.decode("utf-8", "replace")
+
+
+def _no_diff_reason(status: str, raw: _RawEntry | None) -> str:
+    """Why a file that is not binary has no hunks, in the report's words."""
+    if status == "renamed":
+        return "renamed without changes"
+    if raw is not None and NO_FILE not in (raw.old_mode, raw.new_mode) and raw.old_mode != raw.new_mode:
+        return f"mode change only ({raw.old_mode} to {raw.new_mode})"
+    if status == "added":
+        return "empty file"
+    return "no textual change"

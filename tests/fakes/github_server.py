@@ -1,10 +1,11 @@
 """A stateful fake of the GitHub REST API, served over real HTTP on 127.0.0.1.
 
-DESIGN.md §7 allows exactly one kind of double: a small server at the network boundary. The real
+The tests allow exactly one kind of double: a small server at the network boundary. The real
 PyGithub (and anything else that speaks HTTP) talks to this server exactly as it would talk to
 api.github.com or a GitHub Enterprise host, so what the tests check is what our code does on the
 wire: which requests it makes, how it pages, how it reacts to errors, and — most important for
-DESIGN.md §5 — how many reviews and comments really landed.
+posting exactly once (docs/architecture.md, "Exactly once") — how many reviews and comments
+really landed.
 
 What it models, and why:
 
@@ -16,6 +17,11 @@ What it models, and why:
   refuse the *whole* review with 422, so the publisher must never send one;
 * tokens (401 "Bad credentials", read-only tokens get 403 on writes), unknown repositories or pull
   requests (404), and a stateful primary rate limit with the usual ``x-ratelimit-*`` headers;
+* GitHub Apps: JWTs (RS256, verified with the App's public key) on ``/app``,
+  ``/app/installations``, ``POST /app/installations/{id}/access_tokens`` and
+  ``/repos/{o}/{r}/installation``; installation tokens that expire, that see only their
+  installation's repositories (another's private repository is 404, a public one read-only),
+  that list them at ``/installation/repositories``, and that get 403 from ``GET /user``;
 * scripted faults per method + path: 5xx N times, rate limits (403 secondary with
   ``Retry-After``, 403/429 primary with ``x-ratelimit-reset``), delays, dropped connections and
   "landed but failed" writes (the write is applied, then an error is returned), because those are
@@ -36,7 +42,9 @@ import base64
 import hashlib
 import itertools
 import json
+import posixpath
 import re
+import secrets
 import signal
 import sys
 import threading
@@ -106,8 +114,12 @@ def make_file(
     previous_filename: str | None = None,
     additions: int | None = None,
     deletions: int | None = None,
+    symlink: str | None = None,
 ) -> dict[str, Any]:
     """One entry of ``GET /pulls/{n}/files`` built from a path and its hunks.
+
+    ``symlink`` makes the file a symbolic link to that target at head (see ``symlink_patch``
+    for the patch GitHub lists for one).
 
     ``content`` is the file's full content at head: it fixes ``sha`` (the real blob id) and is
     served by the contents and blobs APIs once the entry is given to ``add_pr`` (the key is not
@@ -119,6 +131,8 @@ def make_file(
     dels = dels if deletions is None else deletions
     if status is None:
         status = "renamed" if previous_filename else "modified"
+    if sha is None and symlink is not None:
+        sha = git_blob_sha(symlink.encode())
     if sha is None:
         if content is not None:
             sha = git_blob_sha(_as_bytes(content))
@@ -138,7 +152,22 @@ def make_file(
         entry["previous_filename"] = previous_filename
     if content is not None:
         entry["content"] = content
+    if symlink is not None:
+        entry["symlink"] = symlink
     return entry
+
+
+def symlink_patch(old: str | None, new: str | None) -> str:
+    """The patch GitHub lists for a symbolic link: its target is the one line, without a
+    trailing newline, on each side where it is a link."""
+    no_newline = "\\ No newline at end of file"
+    head = f"@@ -{'1' if old is not None else '0,0'} +{'1' if new is not None else '0,0'} @@"
+    lines = [head]
+    if old is not None:
+        lines += [f"-{old}", no_newline]
+    if new is not None:
+        lines += [f"+{new}", no_newline]
+    return "\n".join(lines)
 
 
 def added_file_patch(lines: Iterable[str]) -> str:
@@ -284,6 +313,7 @@ class FakeRepo:
     private: bool = False
     default_branch: str = "main"
     contents: dict[str, dict[str, bytes]] = field(default_factory=dict)  # ref -> path -> bytes
+    symlinks: dict[str, dict[str, str]] = field(default_factory=dict)  # ref -> path -> target
     blobs: dict[str, bytes] = field(default_factory=dict)
     commits: dict[str, dict[str, Any]] = field(default_factory=dict)  # sha -> {message, parents}
 
@@ -352,6 +382,44 @@ class _Context:
     json: Json
     login: str | None
     can_write: bool
+    app_id: str | None = None  # authenticated as a GitHub App (a JWT)
+    installation: int | None = None  # authenticated with an installation token
+
+
+@dataclass
+class FakeApp:
+    """A GitHub App: its id, slug and the public half of its key (JWTs are verified with it)."""
+
+    app_id: str
+    public_key: bytes
+    slug: str
+
+    @property
+    def bot(self) -> str:
+        return f"{self.slug}[bot]"
+
+
+@dataclass
+class FakeInstallation:
+    id: int
+    app_id: str
+    account: str
+    repos: set[tuple[str, str]] | None  # lower-case (owner, repo); None: every repository
+    can_write: bool = True
+
+    def covers(self, owner: str, repo: str) -> bool:
+        if self.repos is None:
+            return owner.lower() == self.account.lower()
+        return (owner.lower(), repo.lower()) in self.repos
+
+
+@dataclass
+class _Principal:
+    login: str | None = None
+    can_write: bool = False
+    state: str = "anonymous"  # anonymous | ok | bad | bad_jwt
+    app_id: str | None = None
+    installation: int | None = None
 
 
 def _now_iso() -> str:
@@ -402,6 +470,11 @@ class FakeGitHub:
         self._rate_limit = rate_limit
         self._rate_remaining = rate_limit
         self._rate_reset = int(time.time()) + 3600
+        self._apps: dict[str, FakeApp] = {}
+        self._installations: dict[int, FakeInstallation] = {}
+        self._installation_tokens: dict[str, tuple[int, float]] = {}  # token -> (id, expires)
+        self.minted_tokens: list[str] = []  # every installation token handed out, oldest first
+        self.installation_token_ttl = 3600.0  # GitHub: one hour
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., _Response]]] = []
@@ -465,6 +538,34 @@ class FakeGitHub:
         without ``pull-requests: write``."""
         with self._lock:
             self._tokens[token] = (login, can_write)
+
+    def add_app(self, app_id: int | str, public_key: str | bytes, *, slug: str = "review-agent") -> FakeApp:
+        """A GitHub App whose JWTs are verified with ``public_key`` (PEM)."""
+        with self._lock:
+            app = FakeApp(str(app_id), _as_bytes(public_key), slug)
+            self._apps[app.app_id] = app
+            return app
+
+    def add_installation(
+        self,
+        app_id: int | str,
+        account: str,
+        repos: Iterable[str] | None = None,
+        *,
+        can_write: bool = True,
+    ) -> int:
+        """An installation of the App on ``account``: on the repositories ``repos`` ("OWNER/REPO"),
+        or on all of the account's when None. Returns its id."""
+        with self._lock:
+            inst = FakeInstallation(
+                next(self._ids),
+                str(app_id),
+                account,
+                None if repos is None else {tuple(r.lower().split("/", 1)) for r in repos},  # type: ignore[misc]
+                can_write,
+            )
+            self._installations[inst.id] = inst
+            return inst.id
 
     def add_repo(
         self, owner: str, repo: str, *, private: bool = False, default_branch: str = "main"
@@ -567,6 +668,10 @@ class FakeGitHub:
         for entry in files:
             e = dict(entry)
             content = e.pop("content", None)
+            target = e.pop("symlink", None)
+            if target is not None:
+                name = e["filename"]
+                self.set_symlink(r.owner, r.name, name, target, ref=pr.head_sha, also_ref=pr.head_ref)
             if content is not None:
                 self.set_content(
                     r.owner, r.name, e["filename"], content, ref=pr.head_sha, also_ref=pr.head_ref
@@ -593,6 +698,22 @@ class FakeGitHub:
             r.blobs[sha] = data
             for key in filter(None, (ref, also_ref)):
                 r.contents.setdefault(key, {})[path] = data
+                r.symlinks.get(key, {}).pop(path, None)
+            return sha
+
+    def set_symlink(
+        self, owner: str, repo: str, path: str, target: str, *, ref: str, also_ref: str | None = None
+    ) -> str:
+        """Make ``path`` a symbolic link to ``target`` at a ref; returns its blob SHA (the blob
+        of a link is its target)."""
+        data = target.encode()
+        with self._lock:
+            r = self.add_repo(owner, repo)
+            sha = git_blob_sha(data)
+            r.blobs[sha] = data
+            for key in filter(None, (ref, also_ref)):
+                r.contents.get(key, {}).pop(path, None)
+                r.symlinks.setdefault(key, {})[path] = target
             return sha
 
     def pr(self, owner: str, repo: str, number: int) -> FakePullRequest:
@@ -812,7 +933,8 @@ class FakeGitHub:
             self._control(handler, method, route, payload)
             return
 
-        login, can_write, token_state = self._authenticate(handler.headers.get("Authorization"))
+        who = self._authenticate(handler.headers.get("Authorization"))
+        login, token_state = who.login, who.state
         headers = {k: v for k, v in handler.headers.items() if k.lower() != "authorization"}
         record = RecordedRequest(method, path, route, query, headers, payload, login)
         with self._lock:
@@ -824,7 +946,7 @@ class FakeGitHub:
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
 
-        ctx = _Context(method, route, query, payload, login, can_write)
+        ctx = _Context(method, route, query, payload, login, who.can_write, who.app_id, who.installation)
         # a fault replaces the answer; the request itself is applied only if it "lands"
         applied = fault is None or fault.land or (fault.status is None and not fault.disconnect)
         response = self._dispatch(ctx, token_state) if applied else None
@@ -840,22 +962,71 @@ class FakeGitHub:
         record.status = response.status
         self._send(handler, response)
 
-    def _authenticate(self, header: str | None) -> tuple[str | None, bool, str]:
+    def _authenticate(self, header: str | None) -> _Principal:
         if not header:
-            return None, False, "anonymous"
+            return _Principal()
         scheme, _, token = header.partition(" ")
-        if scheme.lower() not in ("token", "bearer") or not token.strip():
-            return None, False, "bad"
+        token = token.strip()
+        if scheme.lower() not in ("token", "bearer") or not token:
+            return _Principal(state="bad")
         with self._lock:
-            found = self._tokens.get(token.strip())
-        if found is None:
-            return None, False, "bad"
-        return found[0], found[1], "ok"
+            found = self._tokens.get(token)
+            minted = self._installation_tokens.get(token)
+        if found is not None:
+            return _Principal(found[0], found[1], "ok")
+        if minted is not None:
+            installation_id, expires = minted
+            if time.time() >= expires:
+                return _Principal(state="bad")
+            inst = self._installations[installation_id]
+            app = self._apps[inst.app_id]
+            return _Principal(app.bot, inst.can_write, "ok", installation=installation_id)
+        if token.count(".") == 2:
+            app_id = self._verify_jwt(token)
+            if app_id is None:
+                return _Principal(state="bad_jwt")
+            return _Principal(None, False, "ok", app_id=app_id)
+        return _Principal(state="bad")
+
+    def _verify_jwt(self, token: str) -> str | None:
+        """The App a JWT authenticates, as GitHub checks it: RS256, signed by the App's key,
+        ``iss`` the App id, issued in the past and expiring within ten minutes."""
+        import jwt  # PyJWT: a dependency of PyGithub
+
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+            with self._lock:
+                app = self._apps.get(str(claims.get("iss")))
+            if app is None:
+                return None
+            checked = jwt.decode(
+                token,
+                app.public_key,
+                algorithms=["RS256"],
+                options={"require": ["exp", "iat", "iss"]},
+                leeway=5,
+            )
+        except jwt.PyJWTError:
+            return None
+        if int(checked["exp"]) - int(checked["iat"]) > 11 * 60 or int(checked["exp"]) > time.time() + 11 * 60:
+            return None
+        return app.app_id
 
     def _dispatch(self, ctx: _Context, token_state: str) -> _Response:
         try:
             if token_state == "bad":
                 raise _HTTPError(401, "Bad credentials")
+            if token_state == "bad_jwt":
+                raise _HTTPError(401, "A JSON web token could not be decoded")
+            app_route = (
+                ctx.route == "/app"
+                or ctx.route.startswith("/app/")
+                or re.fullmatch(r"/repos/[^/]+/[^/]+/installation", ctx.route) is not None
+            )
+            if app_route and ctx.app_id is None:
+                raise _HTTPError(401, "A JSON web token could not be decoded")
+            if ctx.app_id is not None and not app_route:
+                raise _HTTPError(403, "Resource not accessible by integration")
             if ctx.route != "/rate_limit" and token_state == "ok":
                 self._count_rate_limit()
             for method, pattern, fn in self._routes:
@@ -1148,6 +1319,12 @@ class FakeGitHub:
         pull = repo + r"/pulls/(?P<number>\d+)"
         table: list[tuple[str, str, Callable[..., _Response]]] = [
             ("GET", r"/user", self._get_user),
+            ("GET", r"/app", self._get_app),
+            ("GET", r"/app/installations", self._get_app_installations),
+            ("GET", r"/app/installations/(?P<installation_id>\d+)", self._get_app_installation),
+            ("POST", r"/app/installations/(?P<installation_id>\d+)/access_tokens", self._post_access_token),
+            ("GET", repo + r"/installation", self._get_repo_installation),
+            ("GET", r"/installation/repositories", self._get_installation_repositories),
             ("GET", r"/rate_limit", self._get_rate_limit),
             ("GET", repo, self._get_repo),
             ("GET", pull, self._get_pull),
@@ -1171,8 +1348,14 @@ class FakeGitHub:
     def _find_repo(self, ctx: _Context, owner: str, repo: str) -> FakeRepo:
         with self._lock:
             r = self._repos.get((owner.lower(), repo.lower()))
+            inst = self._installations.get(ctx.installation) if ctx.installation is not None else None
         if r is None or (r.private and ctx.login is None):
             raise _HTTPError(404, "Not Found")
+        if inst is not None and not inst.covers(r.owner, r.name):
+            # another installation's repository: invisible if private, read-only if public
+            if r.private:
+                raise _HTTPError(404, "Not Found")
+            ctx.can_write = False
         return r
 
     def _find_pr(self, ctx: _Context, owner: str, repo: str, number: str) -> FakePullRequest:
@@ -1212,9 +1395,113 @@ class FakeGitHub:
         return _Response(200, chunk, headers)
 
     def _get_user(self, ctx: _Context) -> _Response:
+        if ctx.installation is not None:  # GitHub: an installation is not a user
+            raise _HTTPError(403, "Resource not accessible by integration")
         if ctx.login is None:
             raise _HTTPError(401, "Requires authentication")
         return _Response(200, self._user_json(ctx.login))
+
+    def _app_of(self, ctx: _Context) -> FakeApp:
+        assert ctx.app_id is not None
+        with self._lock:
+            return self._apps[ctx.app_id]
+
+    def _installation_json(self, inst: FakeInstallation) -> dict[str, Any]:
+        app = self._apps[inst.app_id]
+        return {
+            "id": inst.id,
+            "account": self._user_json(inst.account),
+            "app_id": int(inst.app_id),
+            "app_slug": app.slug,
+            "target_id": 1,
+            "target_type": "Organization",
+            "repository_selection": "all" if inst.repos is None else "selected",
+            "permissions": {"pull_requests": "write" if inst.can_write else "read", "contents": "read"},
+            "events": ["pull_request"],
+            "access_tokens_url": f"{self.url}/app/installations/{inst.id}/access_tokens",
+            "repositories_url": f"{self.url}/installation/repositories",
+            "html_url": f"{self.root}/organizations/{inst.account}/settings/installations/{inst.id}",
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+            "suspended_at": None,
+        }
+
+    def _app_installation(self, ctx: _Context, installation_id: str) -> FakeInstallation:
+        app = self._app_of(ctx)
+        with self._lock:
+            inst = self._installations.get(int(installation_id))
+        if inst is None or inst.app_id != app.app_id:
+            raise _HTTPError(404, "Not Found")
+        return inst
+
+    def _get_app(self, ctx: _Context) -> _Response:
+        app = self._app_of(ctx)
+        return _Response(
+            200,
+            {
+                "id": int(app.app_id),
+                "slug": app.slug,
+                "node_id": f"A_{app.app_id}",
+                "name": app.slug,
+                "owner": self._user_json("acme"),
+                "description": "",
+                "external_url": self.root,
+                "html_url": f"{self.root}/apps/{app.slug}",
+                "permissions": {"pull_requests": "write", "contents": "read"},
+                "events": ["pull_request"],
+                "created_at": "2024-01-01T00:00:00Z",
+                "updated_at": "2024-01-01T00:00:00Z",
+            },
+        )
+
+    def _get_app_installations(self, ctx: _Context) -> _Response:
+        app = self._app_of(ctx)
+        with self._lock:
+            mine = [i for i in self._installations.values() if i.app_id == app.app_id]
+            items = [self._installation_json(i) for i in mine]
+        return self._paginate(ctx, items)
+
+    def _get_app_installation(self, ctx: _Context, installation_id: str) -> _Response:
+        return _Response(200, self._installation_json(self._app_installation(ctx, installation_id)))
+
+    def _post_access_token(self, ctx: _Context, installation_id: str) -> _Response:
+        inst = self._app_installation(ctx, installation_id)
+        token = "ghs_" + secrets.token_hex(18)
+        with self._lock:
+            expires = time.time() + self.installation_token_ttl
+            self._installation_tokens[token] = (inst.id, expires)
+            self.minted_tokens.append(token)
+        body = self._installation_json(inst)
+        return _Response(
+            201,
+            {
+                "token": token,
+                "expires_at": datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "permissions": body["permissions"],
+                "repository_selection": body["repository_selection"],
+            },
+        )
+
+    def _get_repo_installation(self, ctx: _Context, owner: str, repo: str) -> _Response:
+        app = self._app_of(ctx)
+        with self._lock:
+            found = [
+                i for i in self._installations.values() if i.app_id == app.app_id and i.covers(owner, repo)
+            ]
+            known = (owner.lower(), repo.lower()) in self._repos
+        if not found or not known:
+            raise _HTTPError(404, "Not Found")
+        return _Response(200, self._installation_json(found[0]))
+
+    def _get_installation_repositories(self, ctx: _Context) -> _Response:
+        if ctx.installation is None:
+            raise _HTTPError(403, "Resource not accessible by integration")
+        with self._lock:
+            inst = self._installations[ctx.installation]
+            repos = [self._repo_json(r) for r in self._repos.values() if inst.covers(r.owner, r.name)]
+        page = self._paginate(ctx, repos)
+        page.body = {"total_count": len(repos), "repository_selection": "selected", "repositories": page.body}
+        return page
 
     def _get_rate_limit(self, ctx: _Context) -> _Response:
         with self._lock:
@@ -1418,6 +1705,15 @@ class FakeGitHub:
         with self._lock:
             ref = self._resolve_ref(r, ctx.query.get("ref"))
             data = r.contents.get(ref, {}).get(path)
+            target = r.symlinks.get(ref, {}).get(path)
+            if target is not None:
+                # GitHub: a link to a file of the repository is answered with that file;
+                # any other link with an object describing the link itself
+                resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+                followed = r.contents.get(ref, {}).get(resolved)
+                if followed is None or resolved.startswith("../") or target.startswith("/"):
+                    return self._symlink_json(r, ref, path, target)
+                path, data = resolved, followed
         if data is None:
             raise _HTTPError(404, "Not Found")
         sha = git_blob_sha(data)
@@ -1439,6 +1735,25 @@ class FakeGitHub:
             body.update(content="", encoding="none")
         else:
             body.update(content=_b64_lines(data), encoding="base64")
+        body["_links"] = {"self": body["url"], "git": body["git_url"], "html": body["html_url"]}
+        return _Response(200, body)
+
+    def _symlink_json(self, r: FakeRepo, ref: str, path: str, target: str) -> _Response:
+        sha = git_blob_sha(target.encode())
+        quoted = urllib.parse.quote(path)
+        api = f"{self.url}/repos/{r.full_name}"
+        body = {
+            "type": "symlink",
+            "target": target,
+            "size": len(target.encode()),
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "sha": sha,
+            "url": f"{api}/contents/{quoted}?ref={ref}",
+            "git_url": f"{api}/git/blobs/{sha}",
+            "html_url": f"{self.root}/{r.full_name}/blob/{ref}/{quoted}",
+            "download_url": f"{self.root}/{r.full_name}/raw/{ref}/{quoted}",
+        }
         body["_links"] = {"self": body["url"], "git": body["git_url"], "html": body["html_url"]}
         return _Response(200, body)
 
