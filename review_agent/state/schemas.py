@@ -27,6 +27,7 @@ class Comment(BaseModel):
     start_line: int | None = Field(
         default=None, description="First line of a multi-line range, if the comment spans lines."
     )
+    rule: str | None = None
 
 
 class ModelReview(BaseModel):
