@@ -11,8 +11,11 @@ line), or hides text. So everything we did not write passes through here on its 
   newlines kept, tabs expanded, the rest escaped;
 - ``md_code(s)``: a name as a Markdown code span, with a fence longer than any run of backticks
   in it, so no name can end the span and inject Markdown;
-- ``md_text(s)``: plain untrusted text (a title, a reason) inside Markdown, every punctuation
-  character backslash-escaped so none of it is read as markup.
+- ``md_text(s)``: plain untrusted text (a title, a reason) inside Markdown, each character that
+  could start markup backslash-escaped;
+- ``md_block(s)``: untrusted Markdown (a summary) as one closed fragment of a larger document:
+  controls escaped, an unclosed code fence closed, no HTML block opened (``<pre>``, ``<!--`` or
+  ``<?`` at the start of a line would swallow every file reported after it).
 
 Machine formats (JSON, SARIF) keep names exactly; only what a person reads is escaped. Python's
 ``repr`` or ``unicode_escape`` would also escape every non-ASCII letter, which a name in another
@@ -105,4 +108,29 @@ def _escape_first(token: str) -> str:
     return token[:-1] + "\\" + token[-1] if token[0].isdigit() else "\\" + token
 
 
-__all__ = ["md_code", "md_text", "printable", "printable_block"]
+_FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_HTML_BLOCK_START = re.compile(r"^( {0,3})<")
+
+
+def md_block(text: str) -> str:
+    """Untrusted Markdown made a closed fragment: what it opens it closes, so the rest of the
+    document (the next file's heading) is never read as part of it. Its own Markdown is kept."""
+    out: list[str] = []
+    fence: str | None = None
+    for line in printable_block(text).split("\n"):
+        if fence is not None:
+            if re.fullmatch(rf" {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}[ \t]*", line):
+                fence = None
+        else:
+            m = _FENCE_OPEN.match(line)
+            if m and not (m[1][0] == "`" and "`" in m[2]):
+                fence = m[1]
+            else:
+                line = _HTML_BLOCK_START.sub(r"\1\\<", line)
+        out.append(line)
+    if fence is not None:
+        out.append(fence)
+    return "\n".join(out)
+
+
+__all__ = ["md_block", "md_code", "md_text", "printable", "printable_block"]

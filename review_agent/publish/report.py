@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from review_agent.publish.jsontext import dumps
 from review_agent.publish.sarif import render_sarif
 from review_agent.state.schemas import SEVERITY_ORDER, FileReview, Skipped, Usage
-from review_agent.textsafe import md_code, md_text, printable, printable_block
+from review_agent.textsafe import md_block, md_code, md_text, printable, printable_block
 from review_agent.wording import plural
 
 
@@ -144,7 +144,8 @@ def _md_cell(text: str) -> str:
 def render_markdown(report: ReviewReport) -> str:
     """For the job summary and ``--format markdown``: names in code spans no backtick can
     close, plain untrusted text (title, reasons) escaped, model text without control characters
-    (it is Markdown by design, and was sanitised when it was read)."""
+    (it is Markdown by design, kept, but closed: an open fence or HTML block in one summary
+    must not swallow the files after it)."""
     out = [f"## review-agent: {md_text(report.target)}", ""]
     if report.title:
         out += [f"**{md_text(report.title)}**", ""]
@@ -157,7 +158,7 @@ def render_markdown(report: ReviewReport) -> str:
     for f in report.files:
         out.append(f"### {md_code(f.path)}" + (" (reused)" if f.reused else ""))
         out.append("")
-        out.append(printable_block(f.summary))
+        out.append(md_block(f.summary))
         out.append("")
         if f.comments:
             out.append("| line | severity | comment |")
