@@ -291,3 +291,13 @@ def test_md_code_spans(name: str, expected: str) -> None:
     assert [k.type for k in kids] == ["code_inline"]
     if name.strip():
         assert kids[0].content == printable(name)
+
+
+def test_job_summary_and_annotations_escape_names() -> None:
+    from review_agent.action import escape_data, job_summary
+
+    review = FileReview(path="esc\x1b[31mred`.py", summary="s", comments=[Comment(line=1, body="b")])
+    summary = job_summary(make_report([review]), "posted a review on acme/shop#7: 1 comment <b>")
+    assert control_chars(summary) == set()
+    assert "### ``esc\\x1b[31mred`.py``" in summary and "1 comment \\<b\\>" in summary
+    assert escape_data("bad name esc\x1b[2J\r\nnext 100%") == "bad name esc\\x1b[2J%0Anext 100%25"

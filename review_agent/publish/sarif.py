@@ -12,7 +12,8 @@ What code scanning relies on, and so what this keeps:
   with the head commit as ``revisionId``.
 - ``artifactLocation.uri`` is the file's path relative to the repository root, percent-encoded
   (it is a URI reference: a space, ``#``, ``%`` or a control character must be encoded, and a
-  ``:`` in the first segment would read as a scheme); decoding it gives back the exact name.
+  ``:`` in the first segment would read as a scheme); decoding it gives back the exact name
+  (``unquote(uri, errors="surrogatepass")``, for a name that holds a lone surrogate).
 
 Only RIGHT-side findings are results: a finding on a removed line has no location at the head
 commit that code scanning could show.
@@ -108,7 +109,9 @@ def plain_text(markdown: str) -> str:
 
 
 def _result(comment: Comment, review: FileReview, rule_id: str, index: int) -> dict[str, Any]:
-    location: dict[str, Any] = {"artifactLocation": {"uri": quote(review.path, safe="/")}}
+    # surrogatepass: a lone surrogate (from a server's "\ud800" escape) still has an encoding
+    uri = quote(review.path, safe="/", errors="surrogatepass")
+    location: dict[str, Any] = {"artifactLocation": {"uri": uri}}
     if comment.line >= 1:
         region: dict[str, int] = {"startLine": comment.start_line or comment.line}
         if comment.start_line:
