@@ -33,7 +33,8 @@ passes an empty string for an input without a value). Inputs, and where they go:
 - ``concurrency``: files reviewed at a time, 1..64 (default 4);
 - ``fail-on-findings``: ``none`` (default) | ``info`` | ``warning`` | ``error``: exit 1 when a
   finding at or above that severity exists;
-- ``review-event``: ``COMMENT`` (default) | ``REQUEST_CHANGES`` | ``APPROVE``;
+- ``review-event``: ``COMMENT`` (default) | ``REQUEST_CHANGES`` | ``APPROVE``, in any case and
+  with ``-`` for ``_`` too (the CLI's ``request-changes``);
 - ``pr``: a pull request number or URL to review, whatever the event.
 
 An input wins over the plain variable it maps to, which also works (``OPENAI_API_KEY`` in a step's

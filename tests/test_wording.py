@@ -171,3 +171,13 @@ def test_wait_on_postgres_says_whom_it_waits_for(repo: Path, tmp_path: Path) -> 
         ):
             pass
     assert len(said) == 1 and f"held by review-agent pid {os.getpid()} on" in said[0]
+
+
+def test_the_readme_lists_every_action_input_and_output() -> None:
+    from tests.test_action import load_action
+
+    action = load_action()
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    listed = readme[readme.index("\nInputs: ") : readme.index("The contract is in")]
+    for name in [*action["inputs"], *action["outputs"]]:
+        assert f"`{name}`" in listed, name
