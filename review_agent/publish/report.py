@@ -92,7 +92,7 @@ def _header_lines(report: ReviewReport) -> list[str]:
     lines = [f"Review of {printable(report.target)}{title}"]
     lines.append(f"head {report.head_sha[:12]}  thread {printable(report.thread_id)}")
     who = f"reviewer {printable(report.reviewer)}" + (" (offline)" if report.offline else "")
-    lines.append(f"{who}  storage {report.backend}")
+    lines.append(f"{who}  storage {printable(report.backend)}")
     if report.user:
         lines.append(f"preferences of {printable(report.user)}: {plural(len(report.preferences), 'rule')}")
     if report.resumed:
