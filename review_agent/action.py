@@ -33,7 +33,8 @@ passes an empty string for an input without a value). Inputs, and where they go:
 - ``concurrency``: files reviewed at a time, 1..64 (default 4);
 - ``fail-on-findings``: ``none`` (default) | ``info`` | ``warning`` | ``error``: exit 1 when a
   finding at or above that severity exists;
-- ``review-event``: ``COMMENT`` (default) | ``REQUEST_CHANGES`` | ``APPROVE``;
+- ``review-event``: ``COMMENT`` (default) | ``REQUEST_CHANGES`` | ``APPROVE``, in any case and
+  with ``-`` for ``_`` too (the CLI's ``request-changes``);
 - ``pr``: a pull request number or URL to review, whatever the event.
 
 An input wins over the plain variable it maps to, which also works (``OPENAI_API_KEY`` in a step's
@@ -86,6 +87,8 @@ from review_agent.errors import BadInput, ReviewAgentError
 from review_agent.publish.report import ReviewReport, render
 from review_agent.redaction import redact_known
 from review_agent.state.schemas import SEVERITY_ORDER
+from review_agent.textsafe import md_text, printable, printable_block
+from review_agent.wording import plural
 
 if TYPE_CHECKING:
     from review_agent.service import ReviewOptions
@@ -326,8 +329,10 @@ def find_pull_request(
 
 
 def escape_data(text: str) -> str:
-    """A workflow command's message, escaped as the runner expects (it unescapes these)."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """A workflow command's message, escaped as the runner expects (it unescapes ``%``, CR and
+    LF); any other control character (an escape sequence in a file name) shown as a visible
+    escape, so it never reaches the log raw."""
+    return printable_block(text).replace("%", "%25").replace("\n", "%0A")
 
 
 class _Redacting(io.TextIOBase):
@@ -453,15 +458,24 @@ def _posted_summary(posted: Any) -> str | None:
     if message:
         return f"{message} ({review})"
     parts = [f"posted {review}"]
-    for key, label in (
-        ("comments_posted", "comment(s) posted"),
-        ("comments_already_there", "already there"),
-        ("moved_to_body", "moved to the review body"),
+    for key, noun, label in (
+        ("comments_posted", "comment", " posted"),
+        ("comments_already_there", "comment", " already there"),
+        ("moved_to_body", "comment", " moved to the review body"),
     ):
         value = _field(posted, key)
         if value:
-            parts.append(f"{value} {label}")
+            parts.append(plural(int(value), noun) + label)
     return ", ".join(parts)
+
+
+def job_summary(report: ReviewReport, posted_line: str | None) -> str:
+    """The Markdown for ``GITHUB_STEP_SUMMARY``: the report, then what was posted (escaped like
+    any text we did not wholly write: it can name the repository)."""
+    markdown = render(report, "markdown")
+    if posted_line:
+        markdown += f"\n{md_text(posted_line)}\n"
+    return markdown
 
 
 def findings_at_or_above(report: ReviewReport, level: str) -> int:
@@ -528,7 +542,7 @@ def _run(env: Mapping[str, str], out: _Redacting) -> int:
             out.write(f"::notice title=review-agent::{escape_data(str(exc))}\n")
             return 0
         settings = build_settings(env)
-        out.write(f"review-agent: reviewing {target.url} ({target.event})\n")
+        out.write(f"review-agent: reviewing {printable(target.url)} ({printable(target.event)})\n")
         console = Console(file=out, force_terminal=False, no_color=True, soft_wrap=True, highlight=False)
         listener = PlainListener(console)
         with _graceful_stop(out) as stop:
@@ -544,13 +558,11 @@ def _run(env: Mapping[str, str], out: _Redacting) -> int:
     if posted_line and _field(posted, "read_only"):
         out.write(f"::warning title=review-agent::{escape_data(posted_line)}\n")
     elif posted_line:
-        out.write(posted_line + "\n")
+        out.write(printable(posted_line) + "\n")
 
     summary_path = (env.get("GITHUB_STEP_SUMMARY") or "").strip()
     if summary_path:
-        markdown = render(report, "markdown")
-        if posted_line:
-            markdown += f"\n{posted_line}\n"
+        markdown = job_summary(report, posted_line)
         try:
             with open(summary_path, "a", encoding="utf-8") as fh:
                 fh.write(out.redact(markdown) + "\n")
@@ -558,7 +570,7 @@ def _run(env: Mapping[str, str], out: _Redacting) -> int:
             out.write(f"::warning::cannot write the step summary: {escape_data(exc.strerror or str(exc))}\n")
 
     values = outputs_of(report)
-    out.write("outputs: " + ", ".join(f"{k}={v}" for k, v in values.items()) + "\n")
+    out.write("outputs: " + printable(", ".join(f"{k}={v}" for k, v in values.items())) + "\n")
     output_path = (env.get("GITHUB_OUTPUT") or "").strip()
     if output_path:
         try:
@@ -569,6 +581,8 @@ def _run(env: Mapping[str, str], out: _Redacting) -> int:
     over = findings_at_or_above(report, inputs.fail_on)
     if over:
         return _fail(
-            out, f"{over} finding(s) at or above {inputs.fail_on} (fail-on-findings: {inputs.fail_on})", 1
+            out,
+            f"{plural(over, 'finding')} at or above {inputs.fail_on} (fail-on-findings: {inputs.fail_on})",
+            1,
         )
     return 0

@@ -22,6 +22,8 @@ from review_agent.console import make_listener, stderr_console
 from review_agent.errors import Interrupted, ReviewAgentError
 from review_agent.publish.report import render
 from review_agent.redaction import RedactingFilter
+from review_agent.textsafe import printable
+from review_agent.wording import plural
 
 if TYPE_CHECKING:
     from review_agent.memory_admin import Memory
@@ -49,10 +51,16 @@ class Format(StrEnum):
     sarif = "sarif"
 
 
-class ReviewEvent(StrEnum):
-    comment = "comment"
-    request_changes = "request-changes"
-    approve = "approve"
+REVIEW_EVENT_CHOICES = ("comment", "request-changes", "approve")
+
+
+def _review_event(value: str) -> str:
+    """``--event`` as the review API spells it. The Action's spelling (``COMMENT``,
+    ``REQUEST_CHANGES``) is accepted too, in any case, so one value works in both places."""
+    event = value.strip().upper().replace("-", "_")
+    if event.lower().replace("_", "-") not in REVIEW_EVENT_CHOICES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(REVIEW_EVENT_CHOICES)}")
+    return event
 
 
 def _settings(**overrides: object) -> Settings:
@@ -72,16 +80,16 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"error: {message}", highlight=False, markup=False)
+    err.print(f"error: {printable(message)}", highlight=False, markup=False)
     raise typer.Exit(code)
 
 
 def _run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-    """Call the service, mapping its errors to one line and an exit code (DESIGN.md §6)."""
+    """Call the service, mapping its errors to one line and an exit code (README: exit codes)."""
     try:
         return fn(*args, **kwargs)
     except Interrupted as exc:
-        err.print(f"interrupted: {exc}", highlight=False, markup=False)
+        err.print(f"interrupted: {printable(str(exc))}", highlight=False, markup=False)
         raise typer.Exit(exc.exit_code) from None
     except ReviewAgentError as exc:
         _fail(str(exc), exc.exit_code)
@@ -109,7 +117,12 @@ def _graceful_stop() -> threading.Event:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        err.print("stopping after the files in flight are saved (press Ctrl-C again to stop now)")
+        again = "send SIGTERM or press Ctrl-C" if signum == signal.SIGTERM else "press Ctrl-C"
+        err.print(
+            f"stopping after the files in flight are saved ({again} again to stop now)",
+            highlight=False,
+            markup=False,
+        )
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
@@ -179,12 +192,16 @@ def review(
         typer.Option("--max-files", help="Review at most N files; the rest are listed as skipped."),
     ] = None,
     event: Annotated[
-        ReviewEvent,
+        str,
         typer.Option(
             "--event",
-            help="With --post: the review's event. Only this flag can approve or request changes.",
+            metavar="EVENT",
+            callback=_review_event,
+            help="With --post: the review's event, comment, request-changes or approve (the "
+            "Action's COMMENT, REQUEST_CHANGES, APPROVE work too). Only this flag can approve or "
+            "request changes.",
         ),
-    ] = ReviewEvent.comment,
+    ] = "comment",
 ) -> None:
     """Review a pull request or a local branch; rerun the same command to resume after a crash."""
     from review_agent.service import ReviewOptions, run_review
@@ -203,7 +220,7 @@ def review(
         wait=wait,
         max_cost=max_cost,
         max_files=max_files,
-        review_event=event.value.upper().replace("-", "_"),
+        review_event=event,
         stop=_graceful_stop(),
     )
     try:
@@ -217,7 +234,7 @@ def review(
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
             _fail(f"cannot write {output}: {exc.strerror or exc}", 2)
-        err.print(f"report written to {output}", highlight=False)
+        err.print(f"report written to {printable(str(output))}", highlight=False, markup=False)
     else:
         sys.stdout.write(text)
 
@@ -385,7 +402,7 @@ def prefs_forget(
         n = m.preferences.forget(name, key, scope=scope)
         if scope == "user":
             n += m.learnings.forget(("user", name), key)
-    typer.echo(f"{name}: {n} item(s) deleted")
+    typer.echo(f"{name}: {plural(n, 'item')} deleted")
 
 
 @prefs_app.command("export")
@@ -418,7 +435,7 @@ def prefs_import(path: Annotated[Path, typer.Argument(help="A file written by `p
         _fail(f"cannot read {path}: {exc}", 2)
     with _memory() as m:
         n_prefs, n_learn = _run(import_memory, m, data)
-    typer.echo(f"imported {n_prefs} preference(s) and {n_learn} learning(s)")
+    typer.echo(f"imported {plural(n_prefs, 'preference')} and {plural(n_learn, 'learning')}")
 
 
 @app.command()
@@ -467,7 +484,9 @@ def db_prune() -> None:
             return prune_to_latest(storage.checkpointer)
 
     r = _run(_prune)
-    typer.echo(f"pruned {r.threads} review(s): {r.checkpoints_before} checkpoints -> {r.checkpoints_after}")
+    typer.echo(
+        f"pruned {plural(r.threads, 'review')}: {r.checkpoints_before} checkpoints -> {r.checkpoints_after}"
+    )
 
 
 @app.command(hidden=True)

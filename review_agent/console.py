@@ -1,10 +1,15 @@
 """Terminal rendering of a run's progress: a rich progress bar on a terminal, plain lines when
-the output is a pipe or a CI log (where a redrawn bar turns into noise)."""
+the output is a pipe or a CI log (where a redrawn bar turns into noise). File names and messages
+are shown through ``printable`` (a name can hold an escape sequence or a newline) and never read
+as rich markup."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from review_agent.textsafe import printable
+from review_agent.wording import plural
 
 
 class PlainListener:
@@ -18,9 +23,9 @@ class PlainListener:
             mode = (
                 "offline: built-in reviewer (no OPENAI_API_KEY or OPENAI_BASE_URL)"
                 if offline
-                else f"reviewer {reviewer}"
+                else f"reviewer {printable(reviewer)}"
             )
-            self.console.print(mode, highlight=False)
+            self.console.print(mode, highlight=False, markup=False)
         if total:
             self.total, self.done = total, done
 
@@ -28,11 +33,13 @@ class PlainListener:
         self.done += 1
         tag = " (already reviewed)" if reused else ""
         self.console.print(
-            f"[{self.done}/{self.total}] {path}: {comments} comment(s){tag}", highlight=False, markup=False
+            f"[{self.done}/{self.total}] {printable(path)}: {plural(comments, 'comment')}{tag}",
+            highlight=False,
+            markup=False,
         )
 
     def info(self, message: str) -> None:
-        self.console.print(message, highlight=False, markup=False)
+        self.console.print(printable(message), highlight=False, markup=False)
 
     def close(self) -> None:
         pass
@@ -46,7 +53,7 @@ class RichListener(PlainListener):
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             console=console,
             transient=False,
         )
@@ -61,7 +68,7 @@ class RichListener(PlainListener):
     def file_done(self, path: str, *, reused: bool, comments: int) -> None:
         self.done += 1
         if self.task is not None:
-            self.progress.update(self.task, advance=1, description=path)
+            self.progress.update(self.task, advance=1, description=printable(path))
         else:
             super().file_done(path, reused=reused, comments=comments)
 

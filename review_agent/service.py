@@ -39,6 +39,7 @@ from review_agent.state.schemas import FileReview, Skipped, Usage
 from review_agent.storage.factory import open_storage
 from review_agent.storage.lease import thread_lease
 from review_agent.storage.results import ReviewResults
+from review_agent.wording import plural
 
 if TYPE_CHECKING:
     from review_agent.github.auth import GitHubCredentials
@@ -218,7 +219,9 @@ def run_review(
     repo_config, config_problem = read_repo_config(source)
     reviewer = CountingReviewer(build_reviewer(settings, options.model or repo_config.model))
     offline = not settings.model_configured
-    with thread_lease(settings, thread_id, options.wait), open_storage(settings) as storage:
+    repository = repository_uri(source, resolved)
+    lease = thread_lease(settings, thread_id, options.wait, on_wait=listener.info)
+    with lease, open_storage(settings) as storage:
         results = ReviewResults(storage.store)
         if options.fresh:
             storage.checkpointer.delete_thread(thread_id)
@@ -256,6 +259,7 @@ def run_review(
                 resumed=resumed,
                 done_before=done_before,
                 offline=offline,
+                repository_uri=repository,
             )
 
         if options.post:
@@ -274,7 +278,7 @@ def run_review(
                 graph.update_state(config, {"posted": ports.publish(dict(values))}, as_node="publish")
         else:
             if resumed:
-                listener.info(f"Resuming: {done_before}/{values.get('files_total', len(files))} files done")
+                listener.info(resuming_message(done_before, values.get("files_total")))
             listener.begin(
                 total=values.get("files_total", 0) if resumed else 0,
                 done=done_before,
@@ -298,6 +302,22 @@ def run_review(
                     storage.checkpointer.delete_thread(thread_id)
                 raise
         return report_of(graph.get_state(config).values, resumed, done_before)
+
+
+def resuming_message(done: int, total: int | None) -> str:
+    """What a resumed run says first. "Resuming: 0/26" would claim progress there is none of."""
+    if done:
+        return f"Resuming: {done}/{plural(total or done, 'file')} done"
+    planned = f" ({plural(total, 'file')} planned)" if total else ""
+    return f"Resuming an earlier run of this review that had not finished a file yet{planned}"
+
+
+def repository_uri(source: Source, resolved: ResolvedTarget) -> str:
+    """The repository reviewed, as a URI (the SARIF report's repositoryUri): a pull request's
+    https://HOST/OWNER/REPO, a local repository's remote URL or file:// URI."""
+    if isinstance(source, LocalGitSource):
+        return source.repository_uri()
+    return resolved.display.rsplit("/pull/", 1)[0] if "/pull/" in resolved.display else resolved.display
 
 
 def _publisher(
@@ -356,6 +376,7 @@ def build_report(
     resumed: bool,
     done_before: int,
     offline: bool,
+    repository_uri: str = "",
 ) -> ReviewReport:
     target = values.get("target") or {}
     plan_paths = [p["path"] for p in plan]
@@ -363,11 +384,11 @@ def build_report(
     notes = list(target.get("notes") or []) + list(values.get("notes") or [])
     suppressed = sum(f.suppressed for f in files)
     if suppressed:
-        notes.append(f"{suppressed} finding(s) dropped: they match findings dismissed earlier")
+        notes.append(f"{plural(suppressed, 'finding')} dropped: they match findings dismissed earlier")
     reused = [f.path for f in files if f.reused]
     if reused and len(reused) < len(files):
         notes.append(
-            f"{len(files) - len(reused)} file(s) new or changed since the last review; "
+            f"{plural(len(files) - len(reused), 'file')} new or changed since the last review; "
             f"{len(reused)} unchanged, taken from it"
         )
     return ReviewReport(
@@ -391,4 +412,5 @@ def build_report(
         preferences=values.get("preferences") or {},
         notes=notes,
         posted=values.get("posted"),
+        repository_uri=repository_uri,
     )

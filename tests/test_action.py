@@ -276,7 +276,7 @@ def test_fail_on_findings_threshold(job: Job, level: str, expected: int) -> None
     code, log = job.run("pull_request", pr_payload(), **{"INPUT_FAIL-ON-FINDINGS": level})
     assert code == expected, log
     if expected:
-        assert re.search(r"(?m)^::error title=review-agent::2 finding\(s\) at or above", log)
+        assert re.search(r"(?m)^::error title=review-agent::2 findings at or above", log)
         assert job.outputs()["comment-count"] == "2"  # outputs are written before failing
 
 

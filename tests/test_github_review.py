@@ -123,7 +123,7 @@ def test_new_push_reuses_unchanged_files_and_learns_from_a_dismissal(
     assert report["thread_id"].endswith("@" + "c" * 40) and report["resumed"] is False
     assert fake_openai.calls_for("src/mod00.py") == 1 and fake_openai.calls_for("src/mod01.py") == 1
     assert fake_openai.total_calls == 2  # the 9 unchanged files are taken from the first review
-    assert any("2 file(s) new or changed since the last review" in n for n in report["notes"])
+    assert any("2 files new or changed since the last review" in n for n in report["notes"])
     assert "learned from 1 dismissed finding" in r.stderr
     # the dismissed finding was recalled for mod00 and its twin dropped
     prompt = " ".join(str(m.get("content")) for c in fake_openai.calls for m in c.messages)

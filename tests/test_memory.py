@@ -87,7 +87,7 @@ def test_forget_leaves_nothing_behind(tmp_path: Path, backend_env: dict[str, str
     assert run_cli(["prefs", "set", "k", "v", "--user", "erin"], env, tmp_path).returncode == 0
     assert run_cli(["learn", "prefer pathlib over os.path", "--user", "erin"], env, tmp_path).returncode == 0
     r = run_cli(["prefs", "forget", "--user", "erin"], env, tmp_path)
-    assert r.returncode == 0 and "2 item(s) deleted" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "2 items deleted" in r.stdout, r.stdout + r.stderr
     assert "no preferences" in run_cli(["prefs", "list", "--user", "erin"], env, tmp_path).stdout
     if "DATABASE_URL" in env:
         with psycopg.connect(env["DATABASE_URL"]) as conn:
@@ -125,7 +125,7 @@ def test_export_from_sqlite_import_into_postgres(tmp_path: Path) -> None:
     with temp_database("ra_imp") as url:
         pg_env = {**sqlite_env, "DATABASE_URL": url}
         r = run_cli(["prefs", "import", str(out)], pg_env, tmp_path)
-        assert r.returncode == 0 and "1 preference(s) and 1 learning(s)" in r.stdout, r.stderr
+        assert r.returncode == 0 and "1 preference and 1 learning" in r.stdout, r.stderr
         listed = run_cli(["prefs", "list", "--user", "fay"], pg_env, tmp_path).stdout
         assert "style = early returns" in listed and "no print in library code" in listed
 

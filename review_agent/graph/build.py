@@ -235,7 +235,7 @@ def build_graph(
         if ports.max_cost is not None and spent >= ports.max_cost:
             # raised before any work: the saved state stays at the last finished window
             raise BudgetExhausted(
-                f"budget reached: ${spent:.4f} of --max-cost ${ports.max_cost:.2f} spent, "
+                f"budget reached: ${spent:.4f} of --max-cost ${ports.max_cost:g} spent, "
                 f"{cursor}/{len(entries)} files saved; rerun with a higher --max-cost to continue"
             )
         todo = entries[cursor : cursor + len(state.get("batch") or [])]

@@ -1,16 +1,22 @@
 """The review report, and its text, Markdown, JSON and SARIF renderings.
 
-JSON keeps at least the keys of DESIGN.md §6, so that scripts and the Action can rely on them.
+JSON keeps at least the keys the README documents, so that scripts and the Action can rely on
+them. File names, titles and what a model wrote are untrusted: the text and Markdown renderings
+show them through ``review_agent.textsafe`` (no control character reaches a terminal, no name
+breaks out of its code span); JSON and SARIF keep them exactly.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from review_agent.publish.jsontext import dumps
+from review_agent.publish.sarif import render_sarif
 from review_agent.state.schemas import SEVERITY_ORDER, FileReview, Skipped, Usage
+from review_agent.textsafe import md_block, md_code, md_text, printable, printable_block
+from review_agent.wording import plural
 
 
 class ReviewReport(BaseModel):
@@ -34,6 +40,9 @@ class ReviewReport(BaseModel):
     preferences: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
     posted: dict[str, Any] | None = None  # what was published on the PR, when --post
+    # https://HOST/OWNER/REPO of a pull request; locally the git remote's URL (credentials
+    # removed), else a file:// URI of the repository. SARIF's versionControlProvenance needs it.
+    repository_uri: str = ""
 
     @property
     def comment_count(self) -> int:
@@ -58,42 +67,67 @@ def render_json(report: ReviewReport) -> str:
     data = report.model_dump(mode="json")
     data["comment_count"] = report.comment_count
     data["usage"] = report.usage.model_dump()
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    return dumps(data)
+
+
+def _counts(report: ReviewReport) -> tuple[str, str]:
+    """("2/3 files reviewed", "1 comment (0 error, 1 warning, 0 info)")."""
+    sev = report.severity_counts()
+    files = f"{len(report.files)}/{plural(report.files_total, 'file')} reviewed"
+    comments = (
+        f"{plural(report.comment_count, 'comment')} "
+        f"({sev['error']} error, {sev['warning']} warning, {sev['info']} info)"
+    )
+    return files, comments
+
+
+def _resumed_line(report: ReviewReport) -> str:
+    if report.resumed_from:
+        return f"resumed: {report.resumed_from}/{plural(report.files_total, 'file')} were already done"
+    return "resumed: an earlier run of this review had started, no file was done yet"
 
 
 def _header_lines(report: ReviewReport) -> list[str]:
-    lines = [f"Review of {report.target}" + (f" — {report.title}" if report.title else "")]
-    lines.append(f"head {report.head_sha[:12]}  thread {report.thread_id}")
-    who = f"reviewer {report.reviewer}" + (" (offline)" if report.offline else "")
-    lines.append(f"{who}  storage {report.backend}")
+    title = f" — {printable(report.title)}" if report.title else ""
+    lines = [f"Review of {printable(report.target)}{title}"]
+    lines.append(f"head {report.head_sha[:12]}  thread {printable(report.thread_id)}")
+    who = f"reviewer {printable(report.reviewer)}" + (" (offline)" if report.offline else "")
+    lines.append(f"{who}  storage {printable(report.backend)}")
     if report.user:
-        lines.append(f"preferences of {report.user}: {len(report.preferences)} rule(s)")
+        lines.append(f"preferences of {printable(report.user)}: {plural(len(report.preferences), 'rule')}")
     if report.resumed:
-        lines.append(f"resumed: {report.resumed_from}/{report.files_total} files were already done")
+        lines.append(_resumed_line(report))
     return lines
 
 
+def _indented(text: str, indent: str) -> str:
+    return indent + printable_block(text).replace("\n", "\n" + indent)
+
+
 def render_text(report: ReviewReport) -> str:
+    """For a terminal or a CI log: every untrusted string escaped (no control character, no
+    line a file name could forge)."""
     out = _header_lines(report)
     out.append("")
     for f in report.files:
+        path = printable(f.path)
         tag = " (reused)" if f.reused else ""
-        out.append(f"== {f.path}{tag}")
-        out.append(f"   {f.summary}".replace("\n", "\n   "))
+        out.append(f"== {path}{tag}")
+        out.append(_indented(f.summary, "   "))
         for c in f.comments:
-            out.append(f"   {f.path}:{c.line} [{c.severity}] {c.body}".replace("\n", "\n     "))
+            where = f"{path}:{c.line} [{c.severity}] "
+            out.append("   " + where + _indented(c.body, "     ").lstrip(" "))
         out.append("")
     if report.skipped:
         out.append("Skipped:")
-        out.extend(f"   {s.path}: {s.reason}" for s in report.skipped)
+        out.extend(f"   {printable(s.path)}: {printable(s.reason)}" for s in report.skipped)
         out.append("")
     for n in report.notes:
-        out.append(f"Note: {n}")
-    sev = report.severity_counts()
+        out.append(f"Note: {printable(n)}")
+    files, comments = _counts(report)
     out.append(
-        f"{len(report.files)}/{report.files_total} files reviewed, {report.comment_count} comments "
-        f"({sev['error']} error, {sev['warning']} warning, {sev['info']} info), "
-        f"{len(report.skipped)} skipped, {report.model_calls} model calls this run"
+        f"{files}, {comments}, {len(report.skipped)} skipped, "
+        f"{plural(report.model_calls, 'model call')} this run"
     )
     u = report.usage
     if u.input_tokens or u.output_tokens:
@@ -102,93 +136,47 @@ def render_text(report: ReviewReport) -> str:
     return "\n".join(out) + "\n"
 
 
-def _md_escape_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _md_cell(text: str) -> str:
+    """A comment body in a table cell: one line, and a ``|`` that does not end the cell."""
+    return printable_block(text).replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(report: ReviewReport) -> str:
-    sev = report.severity_counts()
-    out = [f"## review-agent: {report.target}", ""]
+    """For the job summary and ``--format markdown``: names in code spans no backtick can
+    close, plain untrusted text (title, reasons) escaped, model text without control characters
+    (it is Markdown by design, kept, but closed: an open fence or HTML block in one summary
+    must not swallow the files after it)."""
+    out = [f"## review-agent: {md_text(report.target)}", ""]
     if report.title:
-        out += [f"**{report.title}**", ""]
+        out += [f"**{md_text(report.title)}**", ""]
+    files, comments = _counts(report)
     out.append(
-        f"{len(report.files)}/{report.files_total} files reviewed · {report.comment_count} comments "
-        f"({sev['error']} error, {sev['warning']} warning, {sev['info']} info) · "
-        f"{len(report.skipped)} skipped · reviewer `{report.reviewer}`"
+        f"{files} · {comments} · {len(report.skipped)} skipped · reviewer {md_code(report.reviewer)}"
         + (" (offline)" if report.offline else "")
     )
     out.append("")
     for f in report.files:
-        out.append(f"### `{f.path}`" + (" (reused)" if f.reused else ""))
+        out.append(f"### {md_code(f.path)}" + (" (reused)" if f.reused else ""))
         out.append("")
-        out.append(f.summary)
+        out.append(md_block(f.summary))
         out.append("")
         if f.comments:
             out.append("| line | severity | comment |")
             out.append("| ---: | --- | --- |")
             for c in f.comments:
-                out.append(f"| {c.line} | {c.severity} | {_md_escape_cell(c.body)} |")
+                out.append(f"| {c.line} | {c.severity} | {_md_cell(c.body)} |")
             out.append("")
     if report.skipped:
         out.append("<details><summary>Skipped files</summary>")
         out.append("")
-        out.extend(f"- `{s.path}`: {s.reason}" for s in report.skipped)
+        out.extend(f"- {md_code(s.path)}: {md_text(s.reason)}" for s in report.skipped)
         out.append("")
         out.append("</details>")
         out.append("")
     for n in report.notes:
-        out.append(f"> {n}")
+        out.append(f"> {md_text(n)}")
+        out.append("")
     return "\n".join(out).rstrip() + "\n"
-
-
-_SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
-
-
-def render_sarif(report: ReviewReport) -> str:
-    results = []
-    for f in report.files:
-        for c in f.comments:
-            if c.side != "RIGHT":
-                continue
-            region: dict[str, int] = {"startLine": c.start_line or c.line}
-            if c.start_line:
-                region["endLine"] = c.line
-            results.append(
-                {
-                    "ruleId": "review-agent/" + c.severity,
-                    "level": _SARIF_LEVEL[c.severity],
-                    "message": {"text": c.body},
-                    "locations": [
-                        {
-                            "physicalLocation": {
-                                "artifactLocation": {"uri": f.path},
-                                "region": region,
-                            }
-                        }
-                    ],
-                }
-            )
-    sarif = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "review-agent",
-                        "informationUri": "https://github.com/review-agent/review-agent",
-                        "rules": [
-                            {"id": f"review-agent/{s}", "shortDescription": {"text": f"{s} finding"}}
-                            for s in SEVERITY_ORDER
-                        ],
-                    }
-                },
-                "versionControlProvenance": [{"revisionId": report.head_sha}],
-                "results": results,
-            }
-        ],
-    }
-    return json.dumps(sarif, indent=2, ensure_ascii=False)
 
 
 RENDERERS = {

@@ -9,10 +9,12 @@ whose mode is 120000 on either side is a symbolic link, and its targets are the 
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
@@ -66,6 +68,29 @@ def unquote_git_path(name: str) -> str:
         out.extend(ch.encode("utf-8", "surrogateescape"))
         i += 1
     return out.decode("utf-8", "replace")
+
+
+_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(?P<host>[^/:]{2,}):(?P<path>.*)$")
+
+
+def remote_uri(url: str, root: Path) -> str:
+    """A git remote's URL as a URI fit for a report: user name and password (a token often sits
+    there), query and fragment dropped; ``git@host:owner/repo.git`` as ``ssh://host/owner/repo.git``;
+    a path (relative ones from the repository root) as a file:// URI. Empty for an empty URL."""
+    url = url.strip()
+    if not url:
+        return ""
+    if "://" in url:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return ""
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    m = _SCP_LIKE.match(url)
+    if m:
+        return f"ssh://{m['host']}/{m['path'].lstrip('/')}"
+    return (root / url).resolve().as_uri()
 
 
 class LocalGitSource:
@@ -259,6 +284,17 @@ class LocalGitSource:
         if b"\0" in data[:8192]:
             return None
         return data.decode("utf-8", "replace")
+
+    def repository_uri(self) -> str:
+        """The repository as a URI (SARIF's repositoryUri): the URL of its ``origin`` remote, else
+        of its first remote, without credentials; with no remote, its own file:// URI."""
+        names = self._git("remote", check=False).stdout.decode("utf-8", "replace").split()
+        for name in sorted(names, key=lambda n: n != "origin"):
+            url = self._git("remote", "get-url", name, check=False).stdout.decode("utf-8", "replace")
+            uri = remote_uri(url, self.root)
+            if uri:
+                return uri
+        return self.root.as_uri()
 
 
 def _no_diff_reason(status: str, raw: _RawEntry | None) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 Severity = Literal["info", "warning", "error"]
 Side = Literal["RIGHT", "LEFT"]
@@ -27,10 +28,8 @@ class Comment(BaseModel):
     start_line: int | None = Field(
         default=None, description="First line of a multi-line range, if the comment spans lines."
     )
-    rule: str | None = Field(
-        default=None,
-        description="Id of the static check that produced it (e.g. ruff/S301); leave empty.",
-    )
+    # set by the built-in checks (e.g. ruff/S301), never by a model: hidden from its schema
+    rule: SkipJsonSchema[str | None] = None
 
 
 class ModelReview(BaseModel):
