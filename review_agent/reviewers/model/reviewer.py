@@ -15,6 +15,13 @@ Choices, and why:
   that ignores ``tool_choice`` and answers JSON in the message text is handled too.
 * **One repair turn** for an answer that is not the schema at all; if that fails too the file
   gets a summary-only result saying so. A bad answer about one file must never end the review.
+* **Nothing secret leaves the process in a prompt.** Every message, the repair turn included,
+  passes through ``redaction.redact_secrets`` with this process's own secrets (the API key and
+  whatever ``known_secrets`` the caller gives, e.g. the GitHub token) right before it is sent,
+  the same redaction logs and reports get. Memory refuses secrets too; this is the second wall.
+* **A token budget per prompt** (``PromptBudget``), counted with tiktoken when its encoding is
+  cached locally and estimated otherwise (``tokens``); the model server is never asked to
+  count.
 * **model_calls counts HTTP requests**, retries included, through an httpx request hook on the
   client: the openai SDK retries internally, so counting ``invoke`` calls would under-count
   what the server (and the bill) saw.
@@ -22,6 +29,7 @@ Choices, and why:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +39,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_openai import ChatOpenAI
 
 from review_agent.errors import BadInput
-from review_agent.redaction import redact_known, redact_url
+from review_agent.redaction import redact_known, redact_secrets, redact_url
 from review_agent.reviewers.base import ReviewRequest, ReviewResult
 from review_agent.reviewers.model.answer import (
     MalformedAnswer,
@@ -41,13 +49,16 @@ from review_agent.reviewers.model.answer import (
 )
 from review_agent.reviewers.model.errors import ServerErrors, refused_prompt
 from review_agent.reviewers.model.prompts import (
-    PROMPT_VERSION,
+    DEFAULT_BUDGET,
     REPAIR_PROMPT,
     STRUCTURED_OUTPUT_METHOD,
     SYSTEM_PROMPT,
-    build_messages,
-    one_line,
+    PromptBudget,
+    build_prompt,
+    prompt_version,
 )
+from review_agent.reviewers.model.text import one_line
+from review_agent.reviewers.model.tokens import token_counter
 from review_agent.state.schemas import ModelReview, Usage
 
 DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
@@ -90,10 +101,10 @@ class ModelReviewer:
     ``api_key`` None with a ``base_url`` means a server that wants no key (a local vLLM or
     Ollama); the openai SDK insists on some key, so a placeholder is sent. ``timeout`` is per
     HTTP attempt; ``max_retries`` is the openai client's (connection errors, timeouts, 408,
-    409, 429 honouring Retry-After, 5xx, with exponential backoff).
+    409, 429 honouring Retry-After, 5xx, with exponential backoff). ``known_secrets``: values
+    this process holds besides the API key (the GitHub token) that no prompt may carry.
+    ``budget``: tokens per prompt.
     """
-
-    prompt_version: str = PROMPT_VERSION  # with ``name``, part of the reuse key of a review
 
     def __init__(
         self,
@@ -104,8 +115,13 @@ class ModelReviewer:
         timeout: float = 120,
         max_retries: int = 4,
         temperature: float = 0,
+        known_secrets: Iterable[str] = (),
+        budget: PromptBudget = DEFAULT_BUDGET,
     ) -> None:
         self.name = f"openai:{model}"
+        self.budget = budget
+        self.prompt_version = prompt_version(budget)  # with ``name``, part of the reuse key
+        self.count_tokens, self.exact_tokens = token_counter(model)
         self.model = model
         self.timeout = timeout
         self.max_retries = max_retries
@@ -131,7 +147,8 @@ class ModelReviewer:
                 "a server that needs none)"
             ) from exc
         secret = self._llm.openai_api_key
-        self._secrets = [s for s in (api_key, secret.get_secret_value() if secret else None) if s]
+        held = (api_key, secret.get_secret_value() if secret else None, *known_secrets)
+        self._secrets = [s for s in held if s]
         self.base_url = redact_url(str(self._llm.root_client.base_url or DEFAULT_OPENAI_URL)).rstrip("/")
         self._errors = ServerErrors(self.base_url, model, timeout, self._scrub)
         self._structured = self._llm.with_structured_output(
@@ -160,7 +177,9 @@ class ModelReviewer:
             _REQUESTS.reset(token)
 
     def _review(self, request: ReviewRequest, counter: _Counter) -> ReviewResult:
-        messages = build_messages(request)
+        messages = build_prompt(
+            request, budget=self.budget, count=self.count_tokens, redact=self._redact
+        ).messages
         usage = Usage()
         problem = ""
         for turn in range(2):  # the answer, then at most one repair
@@ -207,6 +226,9 @@ class ModelReviewer:
     def _ask(self, messages: list[BaseMessage], counter: _Counter) -> _Attempt | None:
         """One model exchange (with the client's retries). None: the server refused this
         prompt itself, which another file's prompt would not trigger."""
+        # the last wall before the network: whatever a message holds, redacted
+        # (our messages are plain text; ``text`` joins the text parts of any other content)
+        messages = [m.model_copy(update={"content": self._redact(str(m.text))}) for m in messages]
         try:
             result = self._structured.invoke(messages)
         except openai.APIError as exc:
@@ -225,3 +247,6 @@ class ModelReviewer:
 
     def _scrub(self, text: str) -> str:
         return redact_known(text, self._secrets)
+
+    def _redact(self, text: str) -> str:
+        return redact_secrets(text, self._secrets)
