@@ -122,6 +122,8 @@ def test_python_refs_name_the_changed_and_the_removed_function_and_their_users()
     gone = lib[("gone_helper", "used_by", "removed", "web/main.js")]  # another language still calls it
     assert (gone.line, gone.text) == (4, "return renderPage(gone_helper());")
 
+    # the caller left behind learns it too, in its own prompt
+    assert CrossRef("gone_helper", "uses", "removed", "src/lib.py", 0, "", 4) in pr.refs_for("web/main.js")
     (uses,) = [r for r in pr.refs_for("src/app.py") if r.name == "load_items"]
     assert (uses.direction, uses.other_path, uses.line, uses.text, uses.here) == (
         "uses",
@@ -168,6 +170,10 @@ def test_files_that_are_not_code_or_do_not_parse_give_no_refs_and_no_error() -> 
     # the removed file's function is still used by the broken file (read from tokens)
     assert [(r.name, r.change, r.other_path) for r in pr.refs_for("gone.py")] == [
         ("load_items", "removed", "src/broken.py")
+    ]
+    # and the broken file is told that what it calls is gone
+    assert [(r.name, r.direction, r.other_path) for r in pr.refs_for("src/broken.py")] == [
+        ("load_items", "uses", "gone.py")
     ]
     assert pr.refs_for("README.md") == ()
 

@@ -7,8 +7,9 @@ change, what each file's prompt carries besides its own diff:
 - the title and the description (a local review: the head commit's subject and body);
 - every changed file with the size of its change;
 - cross-file references: the names this file's hunks define, change or remove that other
-  changed files use (with the line of one use), and the names its added lines use that
-  other changed files' hunks define or change (with the line of that definition).
+  changed files use (with the line of one use), and the reverse: the names its added lines use
+  that other changed files' hunks define or change (with the line of that definition), and
+  the names it uses anywhere that another changed file removed.
 
 Everything here is data from the author of the change, and the prompt fences it as such. It is
 built from plain values (a frozen dataclass of strings and numbers) so that a caller may keep
@@ -68,8 +69,9 @@ class CrossRef:
     """One link between this file's change and another changed file.
 
     ``used_by``: ``name`` is defined, changed or removed (``change``) by this file's hunks, and
-    ``other_path`` uses it on ``line`` (shown as ``text``). ``uses``: this file's added line
-    ``here`` uses ``name``, which ``other_path``'s hunks define or change on ``line``.
+    ``other_path`` uses it on ``line`` (shown as ``text``). ``uses``: this file's line ``here``
+    uses ``name``, which ``other_path``'s hunks define or change on ``line`` (``here`` is an
+    added line), or removed (``here`` is any line: the caller left behind; ``line`` is 0).
     """
 
     name: str
@@ -197,16 +199,22 @@ def cross_file_refs(path: str, symbols: Mapping[str, FileSymbols]) -> tuple[Cros
             used_by.append((len(users), CrossRef(name, "used_by", change, s.path, line, text)))
     uses: list[tuple[int, CrossRef]] = []
     own = set(mine.changed)
-    for name, here in mine.used_on_added.items():
+    for name, (first, _) in mine.used.items():
         if name in own:
             continue
-        definers = [s for s in others if name in s.changed and s.changed[name][0] == "changed"]
-        for s in definers:
-            _, line, text = s.changed[name]
-            uses.append((len(definers), CrossRef(name, "uses", "changed", s.path, line, text, here)))
+        # a name another file changed, used on an added line; or one it removed, used anywhere
+        here = mine.used_on_added.get(name)
+        for s in others:
+            change, line, text = s.changed.get(name, ("", 0, ""))
+            if change == "changed" and here is not None:
+                uses.append((0, CrossRef(name, "uses", "changed", s.path, line, text, here)))
+            elif change == "removed":
+                uses.append((0, CrossRef(name, "uses", "removed", s.path, 0, "", here or first)))
+    spread = {name: sum(1 for _, r in uses if r.name == name) for name in {r.name for _, r in uses}}
+    uses = [(spread[r.name], r) for _, r in uses]
     # removed names first: a caller left behind is the likeliest break
     used_by.sort(key=lambda x: (x[1].change != "removed", x[0], x[1].name, x[1].other_path))
-    uses.sort(key=lambda x: (x[0], x[1].name, x[1].other_path))
+    uses.sort(key=lambda x: (x[1].change != "removed", x[0], x[1].name, x[1].other_path))
     out: list[CrossRef] = []
     a, b = [r for _, r in used_by], [r for _, r in uses]
     while (a or b) and len(out) < MAX_REFS:

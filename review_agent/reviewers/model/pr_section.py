@@ -132,6 +132,8 @@ def _ref(r: CrossRef, clean: Callable[[str], str]) -> str:
     if r.direction == "used_by":
         verb = "still used" if r.change == "removed" else "used"
         return f"- `{r.name}` ({r.change} here) is {verb} in {where}: {text}"
+    if r.change == "removed":
+        return f"- `{r.name}` (used here on line {r.here}) is removed in {one_line(clean(r.other_path))}"
     return f"- `{r.name}` (used here on line {r.here}) is {r.change} in {where}: {text}"
 
 
