@@ -24,9 +24,10 @@ from langchain_openai import ChatOpenAI
 
 from review_agent.errors import BadInput, ServiceUnavailable
 from review_agent.patches import parse_patch
+from review_agent.redaction import redact_secrets
 from review_agent.reviewers.base import ReviewRequest
 from review_agent.reviewers.context import PRContext, build_pr_context
-from review_agent.reviewers.model import PROMPT_VERSION, ModelReviewer, sanitize_markdown
+from review_agent.reviewers.model import PROMPT_VERSION, ModelReviewer, clean_answer_text
 from review_agent.sources.base import ChangedFile
 from review_agent.state.schemas import ModelReview
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
@@ -232,7 +233,8 @@ def test_odd_comments_are_salvaged_not_fatal(fake: FakeOpenAI) -> None:
     result = reviewer_for(fake).review(request())
     assert result.model_calls == 1  # salvageable: no repair turn
     assert [(c.line, c.severity) for c in result.comments] == [(3, "error"), (6, "info")]
-    assert result.comments[0].body == "Secret read hid."
+    # HTML comments hide text wherever Markdown is shown: gone; tags are the publisher's to escape
+    assert result.comments[0].body == "Secret read <details>hid</details>."
     assert "review-agent:" not in result.summary and "<!--" not in result.summary
     assert "Whole-file remark." in result.summary and "line 99: Outside the diff." in result.summary
 
@@ -350,19 +352,23 @@ def test_fake_runs_standalone() -> None:
     ("text", "expected"),
     [
         ("ok <!-- review-agent:abc --> done", "ok  done"),
-        ("<!<!---->-- review-agent:x -->", ""),
-        ("unclosed <!-- review-agent:abc", "unclosed"),
-        ('<span style="display:none">hidden</span> shown', "hidden shown"),
-        ("`<div>` stays in code; List<String> too", "`<div>` stays in code; List<String> too"),
-        ("bidi\u202e trick\u200b", "bidi trick"),
+        ("<!<!---->-- hidden -->", ""),  # removing one must not splice another together
+        ("unclosed <!-- hidden to the end", "unclosed"),
+        ("`<!-- in code -->` is shown, not hidden", "`<!-- in code -->` is shown, not hidden"),
+        (
+            '<span style="display:none">x</span> List<String>',
+            '<span style="display:none">x</span> List<String>',
+        ),
+        ("bidi\u202e trick\u200b\x1b[31m", "bidi trick[31m"),
+        (f"leaked {'ghp_' + 'x' * 36}", "leaked [redacted GitHub token]"),
     ],
 )
-def test_sanitize_markdown(text: str, expected: str) -> None:
-    assert sanitize_markdown(text, 100) == expected
+def test_clean_answer_text(text: str, expected: str) -> None:
+    assert clean_answer_text(text, 100, redact_secrets) == expected
 
 
-def test_sanitize_caps_length() -> None:
-    out = sanitize_markdown("x" * 5000, 50)
+def test_clean_answer_text_caps_length() -> None:
+    out = clean_answer_text("x" * 5000, 50)
     assert len(out) == 50 and out.endswith("…")
 
 

@@ -6,7 +6,7 @@ says, ``errors`` maps a server's refusals to the run's exit codes, and ``reviewe
 exchange.
 """
 
-from review_agent.reviewers.model.answer import sanitize_markdown, withhold_instructions
+from review_agent.reviewers.model.answer import clean_answer_text, withhold_instructions
 from review_agent.reviewers.model.prompts import (
     DEFAULT_BUDGET,
     PROMPT_VERSION,
@@ -27,6 +27,6 @@ __all__ = [
     "PromptBudget",
     "build_messages",
     "build_prompt",
-    "sanitize_markdown",
+    "clean_answer_text",
     "withhold_instructions",
 ]

@@ -6,13 +6,15 @@ into the file summary, where the user still sees it and GitHub cannot refuse it.
 is not the schema at all raises :class:`MalformedAnswer`, worth one repair turn.
 
 What is cleaned here is about the answer itself, wherever it ends up (the report, the store,
-GitHub): its length is bounded, and text that repeats the model's own instructions is withheld.
+GitHub): nothing invisible or secret, its length bounded, and text that repeats the model's own
+instructions withheld. Rendering it for GitHub is the publisher's job.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -47,159 +49,37 @@ _SEVERITY_ALIASES: dict[str, str] = {
     "style": "info",
 }
 
-# Tags GitHub renders (or strips while keeping their effect) that can hide or disguise text.
-
-_HTML_ELEMENTS = frozenset(
-    [
-        "a",
-        "abbr",
-        "address",
-        "area",
-        "article",
-        "aside",
-        "audio",
-        "b",
-        "base",
-        "bdi",
-        "bdo",
-        "blockquote",
-        "body",
-        "br",
-        "button",
-        "canvas",
-        "caption",
-        "center",
-        "cite",
-        "code",
-        "col",
-        "colgroup",
-        "data",
-        "dd",
-        "del",
-        "details",
-        "dfn",
-        "dialog",
-        "div",
-        "dl",
-        "dt",
-        "em",
-        "embed",
-        "fieldset",
-        "figcaption",
-        "figure",
-        "font",
-        "footer",
-        "form",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "head",
-        "header",
-        "hr",
-        "html",
-        "i",
-        "iframe",
-        "img",
-        "input",
-        "ins",
-        "kbd",
-        "label",
-        "legend",
-        "li",
-        "link",
-        "main",
-        "map",
-        "mark",
-        "marquee",
-        "meta",
-        "meter",
-        "nav",
-        "noscript",
-        "object",
-        "ol",
-        "optgroup",
-        "option",
-        "output",
-        "p",
-        "param",
-        "picture",
-        "pre",
-        "progress",
-        "q",
-        "rp",
-        "rt",
-        "ruby",
-        "s",
-        "samp",
-        "script",
-        "section",
-        "select",
-        "small",
-        "source",
-        "span",
-        "strike",
-        "strong",
-        "style",
-        "sub",
-        "summary",
-        "sup",
-        "svg",
-        "table",
-        "tbody",
-        "td",
-        "template",
-        "textarea",
-        "tfoot",
-        "th",
-        "thead",
-        "time",
-        "title",
-        "tr",
-        "track",
-        "tt",
-        "u",
-        "ul",
-        "var",
-        "video",
-        "wbr",
-    ]
-)
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
-_HTML_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)(?:\s[^<>]*)?/?>")
 _CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.DOTALL)
 # Bidirectional overrides and zero-width characters hide or reorder text (Trojan Source);
-# other control characters have no business in a comment.
+# other control characters have no business in a comment and can drive a terminal.
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _JSON_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
-def _strip_tags(text: str) -> str:
-    def drop(match: re.Match[str]) -> str:
-        return "" if match.group(1).lower() in _HTML_ELEMENTS else match.group(0)
+def _without_comments(prose: str) -> str:
+    previous = None
+    while previous != prose:  # removing one comment must not splice another together
+        previous, prose = prose, _HTML_COMMENT.sub("", prose)
+    return prose
 
-    return _HTML_TAG.sub(drop, text)
 
+def clean_answer_text(text: str, limit: int, redact: Callable[[str], str] = lambda t: t) -> str:
+    """The model's text as everything downstream gets it (the report in every format, the
+    store, the posted review): nothing invisible, nothing secret, bounded length.
 
-def sanitize_markdown(text: str, limit: int) -> str:
-    """Make model text safe to publish: nothing hidden, no fake fingerprints, bounded length.
-
-    HTML comments go everywhere, code included, because the publisher finds its own
-    ``<!-- review-agent:… -->`` fingerprints by text and a model (or a prompt injection in the
-    diff) must not be able to forge one. HTML tags go outside code spans (inside, GitHub shows
-    them literally, and code such as ``<div>`` must survive).
+    Removed: zero-width and bidirectional characters and control characters, which hide,
+    reorder or recolour text in any viewer; HTML comments outside code, which hide text in any
+    Markdown viewer (the Action's job summary, a Markdown report, the pull request); and, through
+    ``redact``, anything shaped like a credential. What makes text safe to *post* on GitHub (no
+    HTML, no mentions, no links to other hosts, no forged fingerprint) is the publisher's one
+    Markdown sanitiser, applied to everything it posts.
     """
     text = _CONTROL.sub("", _INVISIBLE.sub("", text))
-    previous = None
-    while previous != text:  # removing one comment must not splice another together
-        previous = text
-        text = _HTML_COMMENT.sub("", text)
     parts = _CODE.split(text)
-    text = "".join(p if i % 2 else _strip_tags(p) for i, p in enumerate(parts))
-    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    text = "".join(p if i % 2 else _without_comments(p) for i, p in enumerate(parts))
+    text = re.sub(r"\n{3,}", "\n\n", redact(text)).strip()
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text
@@ -261,7 +141,7 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
-def _coerce_comment(item: Any) -> Comment | None:
+def _coerce_comment(item: Any, redact: Callable[[str], str]) -> Comment | None:
     """One comment from the model, or None when it says nothing. Odd but meaningful values are
     mapped (``"critical"`` → error, ``"12"`` → 12); a comment without a usable line gets line
     0, which no diff can anchor, so it ends up as a note in the summary. None: nothing to say."""
@@ -269,7 +149,7 @@ def _coerce_comment(item: Any) -> Comment | None:
         item = {"body": item}
     if not isinstance(item, dict):
         return None
-    body = sanitize_markdown(str(item.get("body") or item.get("message") or ""), MAX_BODY_CHARS)
+    body = clean_answer_text(str(item.get("body") or item.get("message") or ""), MAX_BODY_CHARS, redact)
     if not body:
         return None
     severity = _SEVERITY_ALIASES.get(str(item.get("severity") or "warning").strip().lower())
@@ -294,7 +174,9 @@ def _coerce_comment(item: Any) -> Comment | None:
     return comment
 
 
-def read_review(payload: Any, patch: ParsedPatch) -> tuple[str, list[Comment]]:
+def read_review(
+    payload: Any, patch: ParsedPatch, redact: Callable[[str], str] = lambda t: t
+) -> tuple[str, list[Comment]]:
     """Validate the answer into (summary, anchorable comments). Raises MalformedAnswer only when the
     answer is not the schema at all; everything salvageable is kept."""
     if isinstance(payload, list) and all(isinstance(x, dict) for x in payload):
@@ -312,11 +194,11 @@ def read_review(payload: Any, patch: ParsedPatch) -> tuple[str, list[Comment]]:
         items = []
     if not isinstance(items, list):
         raise MalformedAnswer("`comments` must be a list")
-    summary = sanitize_markdown(summary_value or "", MAX_SUMMARY_CHARS)
+    summary = clean_answer_text(summary_value or "", MAX_SUMMARY_CHARS, redact)
     comments: list[Comment] = []
     seen: set[tuple[int, str, str]] = set()
     for item in items:
-        comment = _coerce_comment(item)
+        comment = _coerce_comment(item, redact)
         if comment is None:
             continue
         key = (comment.line, comment.side, comment.body)

@@ -45,7 +45,7 @@ class PromptBudget:
     ``excerpt`` at most for the file excerpt; ``section`` for the parts of the PR section."""
 
     total: int = 32_000
-    excerpt: int = 1_200
+    excerpt: int = 1_600
     section: SectionBudget = field(default_factory=SectionBudget)
 
     def key(self) -> str:

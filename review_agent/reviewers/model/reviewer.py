@@ -199,7 +199,7 @@ class ModelReviewer:
                 output_tokens=usage.output_tokens + attempt.usage.output_tokens,
             )
             try:
-                summary, comments = read_review(payload_of(attempt.result), request.patch)
+                summary, comments = read_review(payload_of(attempt.result), request.patch, self._redact)
                 # the fixed instructions only: preferences and learnings are the user's own words,
                 # and a finding may rightly quote them
                 summary, comments = withhold_instructions(summary, comments, SYSTEM_PROMPT)
@@ -216,7 +216,7 @@ class ModelReviewer:
         return ReviewResult(
             summary=(
                 f"The model's answer for {request.path} could not be parsed, even after one "
-                f"retry ({self._scrub(problem)[:300]}); this file has no model review."
+                f"retry ({self._redact(problem)[:300]}); this file has no model review."
             ),
             comments=[],
             model_calls=counter.n,
