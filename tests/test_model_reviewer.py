@@ -280,6 +280,19 @@ def test_server_down_is_unavailable_without_the_key() -> None:
     assert KEY not in full_text(info.value)
 
 
+def test_a_token_in_the_base_url_is_never_shown() -> None:
+    """``https://TOKEN@host/v1`` is how some proxies take a key: the reviewer's name for the
+    server, and so every message about it, must not carry it."""
+    token = "proxytoken0123456789abcdef"
+    reviewer = make(
+        "fake-model", KEY, f"http://{token}@127.0.0.1:{closed_port()}/v1", timeout=2, max_retries=0
+    )
+    assert token not in reviewer.base_url and reviewer.base_url.startswith("http://***@127.0.0.1:")
+    with pytest.raises(ServiceUnavailable) as info:
+        reviewer.review(request())
+    assert token not in full_text(info.value) and "***@127.0.0.1" in str(info.value)
+
+
 def test_hang_past_the_timeout_is_unavailable(fake: FakeOpenAI) -> None:
     fake.script(Behaviour.hang_for(10), Behaviour.hang_for(10), path=PATH)
     reviewer = reviewer_for(fake, timeout=0.3, max_retries=1)
