@@ -233,8 +233,7 @@ def test_odd_comments_are_salvaged_not_fatal(fake: FakeOpenAI) -> None:
     result = reviewer_for(fake).review(request())
     assert result.model_calls == 1  # salvageable: no repair turn
     assert [(c.line, c.severity) for c in result.comments] == [(3, "error"), (6, "info")]
-    # HTML comments hide text wherever Markdown is shown: gone; tags are the publisher's to escape
-    assert result.comments[0].body == "Secret read <details>hid</details>."
+    assert result.comments[0].body == "Secret read hid."
     assert "review-agent:" not in result.summary and "<!--" not in result.summary
     assert "Whole-file remark." in result.summary and "line 99: Outside the diff." in result.summary
 
@@ -368,10 +367,8 @@ def test_fake_runs_standalone() -> None:
         ("<!<!---->-- hidden -->", ""),  # removing one must not splice another together
         ("unclosed <!-- hidden to the end", "unclosed"),
         ("`<!-- in code -->` is shown, not hidden", "`<!-- in code -->` is shown, not hidden"),
-        (
-            '<span style="display:none">x</span> List<String>',
-            '<span style="display:none">x</span> List<String>',
-        ),
+        ('<span style="display:none">x</span> List<String>', "x List<String>"),
+        ("`<div>` stays in code", "`<div>` stays in code"),
         ("bidi\u202e trick\u200b\x1b[31m", "bidi trick[31m"),
         (f"leaked {'ghp_' + 'x' * 36}", "leaked [redacted GitHub token]"),
     ],

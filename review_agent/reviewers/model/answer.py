@@ -49,6 +49,19 @@ _SEVERITY_ALIASES: dict[str, str] = {
     "style": "info",
 }
 
+# Tags GitHub renders (or strips while keeping their effect) that can hide or disguise text. Only
+# real element names are stripped, so that `List<String>` in prose survives.
+_HTML_ELEMENT_NAMES = (
+    "a abbr address area article aside audio b base bdi bdo blockquote body br button canvas "
+    "caption center cite code col colgroup data dd del details dfn dialog div dl dt em embed "
+    "fieldset figcaption figure font footer form h1 h2 h3 h4 h5 h6 head header hr html i iframe "
+    "img input ins kbd label legend li link main map mark marquee meta meter nav noscript object "
+    "ol optgroup option output p param picture pre progress q rp rt ruby s samp script section "
+    "select small source span strike strong style sub summary sup svg table tbody td template "
+    "textarea tfoot th thead time title tr track tt u ul var video wbr"
+)
+_HTML_ELEMENTS = frozenset(_HTML_ELEMENT_NAMES.split())
+_HTML_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)(?:\s[^<>]*)?/?>")
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.DOTALL)
 # Bidirectional overrides and zero-width characters hide or reorder text (Trojan Source);
@@ -58,11 +71,15 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _JSON_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
-def _without_comments(prose: str) -> str:
+def _without_html(prose: str) -> str:
     previous = None
     while previous != prose:  # removing one comment must not splice another together
         previous, prose = prose, _HTML_COMMENT.sub("", prose)
-    return prose
+
+    def drop(match: re.Match[str]) -> str:
+        return "" if match.group(1).lower() in _HTML_ELEMENTS else match.group(0)
+
+    return _HTML_TAG.sub(drop, prose)
 
 
 def clean_answer_text(text: str, limit: int, redact: Callable[[str], str] = lambda t: t) -> str:
@@ -70,15 +87,16 @@ def clean_answer_text(text: str, limit: int, redact: Callable[[str], str] = lamb
     store, the posted review): nothing invisible, nothing secret, bounded length.
 
     Removed: zero-width and bidirectional characters and control characters, which hide,
-    reorder or recolour text in any viewer; HTML comments outside code, which hide text in any
-    Markdown viewer (the Action's job summary, a Markdown report, the pull request); and, through
-    ``redact``, anything shaped like a credential. What makes text safe to *post* on GitHub (no
-    HTML, no mentions, no links to other hosts, no forged fingerprint) is the publisher's one
-    Markdown sanitiser, applied to everything it posts.
+    reorder or recolour text in any viewer; anything shaped like a credential (``redact``); and,
+    outside code, HTML comments and tags, which hide or disguise text wherever Markdown is
+    rendered. The last is kept here only because the Markdown report (the Action's job summary)
+    renders inline HTML: the posted review has the publisher's one Markdown sanitiser (no HTML,
+    mentions, links to other hosts or forged fingerprints), and once the Markdown report uses it
+    too, ``_without_html`` can go.
     """
     text = _CONTROL.sub("", _INVISIBLE.sub("", text))
     parts = _CODE.split(text)
-    text = "".join(p if i % 2 else _without_comments(p) for i, p in enumerate(parts))
+    text = "".join(p if i % 2 else _without_html(p) for i, p in enumerate(parts))
     text = re.sub(r"\n{3,}", "\n\n", redact(text)).strip()
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
