@@ -185,6 +185,11 @@ def _lexer_for(path: str) -> Lexer | None:
     return lexer
 
 
+@lru_cache(maxsize=1)
+def _python_lexer() -> Lexer:
+    return PythonLexer(stripnl=False, ensurenl=False)
+
+
 def lexer_for(path: str) -> Lexer | None:
     """The Pygments lexer for a code file, or None for prose, data and unknown files."""
     name = path.rsplit("/", 1)[-1]
@@ -199,7 +204,7 @@ def index_source(path: str, content: str) -> SourceIndex | None:
         found = _index_python(content)
         if found is not None:
             return found
-        return _index_tokens(PythonLexer(stripnl=False, ensurenl=False), content)
+        return _index_tokens(_python_lexer(), content)
     lexer = lexer_for(path)
     return _index_tokens(lexer, content) if lexer is not None else None
 
@@ -207,7 +212,7 @@ def index_source(path: str, content: str) -> SourceIndex | None:
 def declared_names(path: str, fragment: str) -> set[str]:
     """Names a fragment of code declares (e.g. the removed lines of a diff), read from tokens:
     a fragment need not parse."""
-    lexer: Lexer | None = PythonLexer(stripnl=False) if is_python(path) else lexer_for(path)
+    lexer = _python_lexer() if is_python(path) else lexer_for(path)
     if lexer is None or not fragment.strip():
         return set()
     index = _index_tokens(lexer, fragment[:MAX_INDEX_CHARS])
