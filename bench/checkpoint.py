@@ -214,7 +214,10 @@ def sqlite_rows(conn: sqlite3.Connection, thread_id: str) -> list[int]:
         + " + ".join(
             b(c) for c in ("thread_id", "checkpoint_ns", "checkpoint_id", "parent_checkpoint_id", "type")
         )
-        + " + " + b("checkpoint") + " + " + b("metadata")
+        + " + "
+        + b("checkpoint")
+        + " + "
+        + b("metadata")
         + " FROM checkpoints WHERE thread_id = ?"
     )
     wr_sql = (
@@ -222,7 +225,13 @@ def sqlite_rows(conn: sqlite3.Connection, thread_id: str) -> list[int]:
         + " + ".join(
             b(c)
             for c in (
-                "thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "task_path", "channel", "type",
+                "thread_id",
+                "checkpoint_ns",
+                "checkpoint_id",
+                "task_id",
+                "task_path",
+                "channel",
+                "type",
                 "value",
             )
         )
@@ -459,8 +468,14 @@ def run_once(backend: Backend, state: str, files: int) -> Run:
 # -- the benchmark -------------------------------------------------------------------------------
 
 
-def measure(sizes: list[int], backends: list[str], states: list[str], rounds: int, naive_rounds: int,
-            log: Callable[[str], None]) -> dict[tuple[str, str, int], Cell]:
+def measure(
+    sizes: list[int],
+    backends: list[str],
+    states: list[str],
+    rounds: int,
+    naive_rounds: int,
+    log: Callable[[str], None],
+) -> dict[tuple[str, str, int], Cell]:
     """Every backend is open for the whole benchmark and the rounds are interleaved, backends in
     a rotated order each round: load from other processes on a shared machine, or the disk's
     fsync latency drifting, then falls on all backends alike instead of on whichever ran last."""
@@ -474,7 +489,7 @@ def measure(sizes: list[int], backends: list[str], states: list[str], rounds: in
             for state in states:  # warm-up: imports, prepared plans, first-connection costs
                 run_once(backend, state, 5)
         for rnd in range(rounds):
-            order = opened[rnd % len(opened):] + opened[: rnd % len(opened)]
+            order = opened[rnd % len(opened) :] + opened[: rnd % len(opened)]
             for files in sizes:
                 for state in states:
                     if state == "naive" and rnd >= naive_rounds:
@@ -482,9 +497,11 @@ def measure(sizes: list[int], backends: list[str], states: list[str], rounds: in
                     for backend in order:
                         r = run_once(backend, state, files)
                         cells.setdefault((state, backend.name, files), []).append(r)
-                        log(f"  round {rnd + 1} {backend.name:15} {state:5} N={files:5}: "
+                        log(
+                            f"  round {rnd + 1} {backend.name:15} {state:5} N={files:5}: "
                             f"{r.ms_per_step:7.3f} ms/step, {r.bytes_per_step:11,.0f} B/step, "
-                            f"{r.seconds:6.2f} s")
+                            f"{r.seconds:6.2f} s"
+                        )
     return {k: Cell(v) for k, v in cells.items()}
 
 
@@ -495,8 +512,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", type=lambda s: s.split(","), default=list(ALL_BACKENDS))
     parser.add_argument("--states", type=lambda s: s.split(","), default=list(STATES))
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds of 'ours' (default 3)")
-    parser.add_argument("--naive-rounds", type=int, default=1,
-                        help="rounds of the naive state (its N=1000 runs are slow; default 1)")
+    parser.add_argument(
+        "--naive-rounds",
+        type=int,
+        default=1,
+        help="rounds of the naive state (its N=1000 runs are slow; default 1)",
+    )
     args = parser.parse_args(argv)
     sizes = args.sizes or ([20, 50, 100] if args.quick else [50, 200, 1000])
     rounds = args.rounds or (2 if args.quick else 3)
@@ -504,52 +525,97 @@ def main(argv: list[str] | None = None) -> None:
         if b not in ALL_BACKENDS:
             parser.error(f"unknown backend {b!r}")
 
-    print(f"checkpoint benchmark: N = {sizes}, backends = {args.backends}, states = {args.states}, "
-          f"rounds = {rounds} (naive: {min(rounds, args.naive_rounds)})")
+    print(
+        f"checkpoint benchmark: N = {sizes}, backends = {args.backends}, states = {args.states}, "
+        f"rounds = {rounds} (naive: {min(rounds, args.naive_rounds)})"
+    )
     t0 = time.perf_counter()
-    by = measure(sizes, args.backends, args.states, rounds, args.naive_rounds,
-                 log=lambda s: print(s, flush=True))
+    by = measure(
+        sizes, args.backends, args.states, rounds, args.naive_rounds, log=lambda s: print(s, flush=True)
+    )
     print(f"measured in {time.perf_counter() - t0:.0f} s")
     report(by, sizes, args.backends, args.states)
 
 
-def report(by: dict[tuple[str, str, int], Cell], sizes: list[int], backends: list[str],
-           states: list[str]) -> None:
+def report(
+    by: dict[tuple[str, str, int], Cell], sizes: list[int], backends: list[str], states: list[str]
+) -> None:
     nmin, nmax = min(sizes), max(sizes)
     cells = [by[(s, b, n)] for n in sizes for s in states for b in backends if (s, b, n) in by]
-    headers = ["state", "backend", "N", "steps", "ms/step", "typ. ms", "cpu ms", "ckpt B/step",
-               "store B/step", "total B/step", "redis B/step", "pg disk B/step", "flat", "flat cpu",
-               "bytes last/first"]
+    headers = [
+        "state",
+        "backend",
+        "N",
+        "steps",
+        "ms/step",
+        "typ. ms",
+        "cpu ms",
+        "ckpt B/step",
+        "store B/step",
+        "total B/step",
+        "redis B/step",
+        "pg disk B/step",
+        "flat",
+        "flat cpu",
+        "bytes last/first",
+    ]
     rows = []
     for c in cells:
-        rows.append([
-            c.state, c.backend, c.files, c.supersteps, c.ms_per_step, c.median_ms, c.cpu_ms_per_step,
-            round(c.ckpt_per_step), round(c.store_per_step), round(c.bytes_per_step),
-            round(c.redis_in / c.supersteps) if c.backend == "postgres+redis" else "-",
-            round(c.pg_disk / c.supersteps) if c.backend.startswith("postgres") else "-",
-            c.flat, c.flat_cpu, tail_ratio(c.walk_bytes) if c.walk_bytes else "-",
-        ])
-    print_table(headers, rows, title=(
-        "Per cell. ms/step: mean wall time of a walk superstep (review or collect), median over rounds; "
-        "typ. ms: median step;\ncpu ms: this process's CPU per step; B/step: bytes stored per superstep, "
-        "all supersteps, store writes included;\nflat: median step of the last 10% / of the first 10% "
-        "(wall; 'flat cpu': on CPU time)"))
+        rows.append(
+            [
+                c.state,
+                c.backend,
+                c.files,
+                c.supersteps,
+                c.ms_per_step,
+                c.median_ms,
+                c.cpu_ms_per_step,
+                round(c.ckpt_per_step),
+                round(c.store_per_step),
+                round(c.bytes_per_step),
+                round(c.redis_in / c.supersteps) if c.backend == "postgres+redis" else "-",
+                round(c.pg_disk / c.supersteps) if c.backend.startswith("postgres") else "-",
+                c.flat,
+                c.flat_cpu,
+                tail_ratio(c.walk_bytes) if c.walk_bytes else "-",
+            ]
+        )
+    print_table(
+        headers,
+        rows,
+        title=(
+            "Per cell. ms/step: mean wall time of a walk superstep (review or collect), median over rounds; "
+            "typ. ms: median step;\ncpu ms: this process's CPU per step; B/step: bytes stored per superstep, "
+            "all supersteps, store writes included;\nflat: median step of the last 10% / of the first 10% "
+            "(wall; 'flat cpu': on CPU time)"
+        ),
+    )
 
     figures: dict[str, Any] = {"sizes": sizes, "cells": [], "summary": {}, "targets": {}}
     for c in cells:
-        figures["cells"].append({
-            "state": c.state, "backend": c.backend, "files": c.files, "supersteps": c.supersteps,
-            "rounds": len(c.runs), "ms_per_step": round(c.ms_per_step, 4),
-            "ms_per_step_rounds": [round(r.ms_per_step, 4) for r in c.runs],
-            "median_step_ms": round(c.median_ms, 4), "cpu_ms_per_step": round(c.cpu_ms_per_step, 4),
-            "seconds": round(c.seconds, 3), "ckpt_bytes_per_step": round(c.ckpt_per_step, 1),
-            "store_bytes_per_step": round(c.store_per_step, 1), "bytes_per_step": round(c.bytes_per_step, 1),
-            "store_puts": c.store_puts,
-            "redis_bytes_in_per_step": round(c.redis_in / c.supersteps, 1) if c.redis_in else None,
-            "pg_disk_bytes_per_step": round(c.pg_disk / c.supersteps, 1) if c.pg_disk else None,
-            "time_flatness": round(c.flat, 3), "time_flatness_cpu": round(c.flat_cpu, 3),
-            "bytes_flatness": round(tail_ratio(c.walk_bytes), 3) if c.walk_bytes else None,
-        })
+        figures["cells"].append(
+            {
+                "state": c.state,
+                "backend": c.backend,
+                "files": c.files,
+                "supersteps": c.supersteps,
+                "rounds": len(c.runs),
+                "ms_per_step": round(c.ms_per_step, 4),
+                "ms_per_step_rounds": [round(r.ms_per_step, 4) for r in c.runs],
+                "median_step_ms": round(c.median_ms, 4),
+                "cpu_ms_per_step": round(c.cpu_ms_per_step, 4),
+                "seconds": round(c.seconds, 3),
+                "ckpt_bytes_per_step": round(c.ckpt_per_step, 1),
+                "store_bytes_per_step": round(c.store_per_step, 1),
+                "bytes_per_step": round(c.bytes_per_step, 1),
+                "store_puts": c.store_puts,
+                "redis_bytes_in_per_step": round(c.redis_in / c.supersteps, 1) if c.redis_in else None,
+                "pg_disk_bytes_per_step": round(c.pg_disk / c.supersteps, 1) if c.pg_disk else None,
+                "time_flatness": round(c.flat, 3),
+                "time_flatness_cpu": round(c.flat_cpu, 3),
+                "bytes_flatness": round(tail_ratio(c.walk_bytes), 3) if c.walk_bytes else None,
+            }
+        )
 
     summary_rows = []
     for state in states:
@@ -558,26 +624,53 @@ def report(by: dict[tuple[str, str, int], Cell], sizes: list[int], backends: lis
             if lo is None or hi is None:
                 continue
             growth = hi.bytes_per_step / lo.bytes_per_step if lo.bytes_per_step else float("nan")
-            summary_rows.append([state, b, lo.ms_per_step, hi.ms_per_step, hi.cpu_ms_per_step, hi.flat,
-                                 hi.flat_cpu, round(lo.bytes_per_step), round(hi.bytes_per_step), growth])
+            summary_rows.append(
+                [
+                    state,
+                    b,
+                    lo.ms_per_step,
+                    hi.ms_per_step,
+                    hi.cpu_ms_per_step,
+                    hi.flat,
+                    hi.flat_cpu,
+                    round(lo.bytes_per_step),
+                    round(hi.bytes_per_step),
+                    growth,
+                ]
+            )
             figures["summary"][f"{state}/{b}"] = {
-                "ms_per_step_nmin": round(lo.ms_per_step, 4), "ms_per_step_nmax": round(hi.ms_per_step, 4),
-                "cpu_ms_per_step_nmax": round(hi.cpu_ms_per_step, 4), "time_flatness_nmax": round(hi.flat, 3),
+                "ms_per_step_nmin": round(lo.ms_per_step, 4),
+                "ms_per_step_nmax": round(hi.ms_per_step, 4),
+                "cpu_ms_per_step_nmax": round(hi.cpu_ms_per_step, 4),
+                "time_flatness_nmax": round(hi.flat, 3),
                 "time_flatness_cpu_nmax": round(hi.flat_cpu, 3),
                 "bytes_per_step_nmin": round(lo.bytes_per_step, 1),
-                "bytes_per_step_nmax": round(hi.bytes_per_step, 1), "bytes_growth": round(growth, 3),
+                "bytes_per_step_nmax": round(hi.bytes_per_step, 1),
+                "bytes_growth": round(growth, 3),
             }
     print_table(
-        ["state", "backend", f"ms/step N={nmin}", f"ms/step N={nmax}", f"cpu ms N={nmax}",
-         f"flat N={nmax}", f"flat cpu N={nmax}", f"B/step N={nmin}", f"B/step N={nmax}",
-         f"B growth {nmax}/{nmin}"],
-        summary_rows, title="Summary",
+        [
+            "state",
+            "backend",
+            f"ms/step N={nmin}",
+            f"ms/step N={nmax}",
+            f"cpu ms N={nmax}",
+            f"flat N={nmax}",
+            f"flat cpu N={nmax}",
+            f"B/step N={nmin}",
+            f"B/step N={nmax}",
+            f"B growth {nmax}/{nmin}",
+        ],
+        summary_rows,
+        title="Summary",
     )
     naive, ours = by.get(("naive", "postgres", nmax)), by.get(("ours", "postgres", nmax))
     if naive is not None and ours is not None:
         times = naive.bytes_per_step / ours.bytes_per_step
-        print(f"\n  Postgres at N={nmax}: the naive state stores {times:.0f}x the bytes per step of ours "
-              f"({naive.bytes_per_step:,.0f} vs {ours.bytes_per_step:,.0f}).")
+        print(
+            f"\n  Postgres at N={nmax}: the naive state stores {times:.0f}x the bytes per step of ours "
+            f"({naive.bytes_per_step:,.0f} vs {ours.bytes_per_step:,.0f})."
+        )
 
     decile_rows = []
     for b in backends:
@@ -587,9 +680,12 @@ def report(by: dict[tuple[str, str, int], Cell], sizes: list[int], backends: lis
             decile_rows.append([b, *(statistics.median(col) for col in zip(*per_round, strict=True))])
             figures["summary"][f"ours/{b}"]["walk_deciles_ms"] = [round(x, 3) for x in decile_rows[-1][1:]]
     if decile_rows:
-        print_table(["backend", *(f"{10 * i}-{10 * i + 10}%" for i in range(10))], decile_rows,
-                    title=f"State 'ours', N={nmax}: median ms per step in each tenth of the walk (median "
-                          "over rounds): a cost that grows with the files done rises left to right")
+        print_table(
+            ["backend", *(f"{10 * i}-{10 * i + 10}%" for i in range(10))],
+            decile_rows,
+            title=f"State 'ours', N={nmax}: median ms per step in each tenth of the walk (median "
+            "over rounds): a cost that grows with the files done rises left to right",
+        )
 
     ratio_rows = []
     ratios = figures["summary"].setdefault("redis_over_postgres", {})
@@ -605,26 +701,39 @@ def report(by: dict[tuple[str, str, int], Cell], sizes: list[int], backends: lis
             "rounds": [round(t.ms_per_step / p.ms_per_step, 3) for t, p in pairs],
         }
         ratios[str(files)] = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in entry.items()}
-        ratio_rows.append([files, len(pairs), entry["ms"], entry["typical_ms"], entry["cpu_ms"],
-                           " ".join(f"{r:.2f}" for r in entry["rounds"])])
+        ratio_rows.append(
+            [
+                files,
+                len(pairs),
+                entry["ms"],
+                entry["typical_ms"],
+                entry["cpu_ms"],
+                " ".join(f"{r:.2f}" for r in entry["rounds"]),
+            ]
+        )
     if ratio_rows:
-        print_table(["N", "rounds", "ms/step", "typ. step", "client cpu", "each round (ms/step)"], ratio_rows,
-                    title="Postgres+Redis / Postgres, state 'ours' (median of rounds run side by side)")
+        print_table(
+            ["N", "rounds", "ms/step", "typ. step", "client cpu", "each round (ms/step)"],
+            ratio_rows,
+            title="Postgres+Redis / Postgres, state 'ours' (median of rounds run side by side)",
+        )
 
     print("\nTargets (state 'ours'):")
     targets: dict[str, Any] = {}
     if str(nmax) in ratios:
         targets["redis_over_postgres"] = target_line(
-            f"Postgres+Redis / Postgres ms per step at N={nmax}", ratios[str(nmax)]["ms"], 1.1)
+            f"Postgres+Redis / Postgres ms per step at N={nmax}", ratios[str(nmax)]["ms"], 1.1
+        )
     for b in backends:
         hi, lo = by.get(("ours", b, nmax)), by.get(("ours", b, nmin))
         if hi is not None:
             targets[f"flat/{b}"] = target_line(
-                f"{b}: last 10% / first 10% ms per step at N={nmax} (on CPU: {hi.flat_cpu:.3f})",
-                hi.flat, 1.2)
+                f"{b}: last 10% / first 10% ms per step at N={nmax} (on CPU: {hi.flat_cpu:.3f})", hi.flat, 1.2
+            )
         if hi is not None and lo is not None and lo.bytes_per_step:
             targets[f"bytes_growth/{b}"] = target_line(
-                f"{b}: bytes per step N={nmax} / N={nmin}", hi.bytes_per_step / lo.bytes_per_step, 1.2)
+                f"{b}: bytes per step N={nmax} / N={nmin}", hi.bytes_per_step / lo.bytes_per_step, 1.2
+            )
     figures["targets"] = targets
     emit_json(figures)
 

@@ -153,7 +153,8 @@ def redact_secrets(text: str, known: Iterable[str] = ()) -> str:
 
 def redact_url(url: str | None) -> str:
     """A connection or base URL fit for messages and logs: the password replaced by ``***``,
-    no query and no fragment (tokens travel there too)."""
+    no query and no fragment (tokens travel there too). On http(s) a user name alone is a token
+    (``https://TOKEN@host``, as git and proxies take it), so it is replaced too."""
     if not url:
         return ""
     try:
@@ -164,6 +165,8 @@ def redact_url(url: str | None) -> str:
     netloc = parts.netloc
     if password is not None:
         netloc = netloc.replace(f":{password}@", ":***@")
+    elif "@" in netloc and parts.scheme.lower() in ("http", "https"):
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 

@@ -137,7 +137,10 @@ def test_injected_text_reaches_the_model_only_as_fenced_data(injected: Outcome) 
     fence = re.search(r"<<<DIFF ([0-9a-f]{12})\n(.*)\nDIFF \1>>>", user["content"], re.S)
     assert fence is not None and INJECTION in fence.group(2)
     outside = user["content"].replace(fence.group(0), "")
-    assert INJECTION not in re.sub(r"<<<EXCERPT ([0-9a-f]{12})\n.*\nEXCERPT \1>>>", "", outside, flags=re.S)
+    # the PR's title and description (which carry the injection too) have a fence of their own
+    for kind in ("EXCERPT", "PR"):
+        outside = re.sub(rf"<<<{kind} ([0-9a-f]{{12}})\n.*\n{kind} \1>>>", "", outside, flags=re.S)
+    assert INJECTION not in outside
 
 
 def test_injection_cannot_approve(injected: Outcome) -> None:

@@ -6,7 +6,9 @@ Timeouts and retry counts are small so the whole file runs in a few seconds.
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -22,8 +24,11 @@ from langchain_openai import ChatOpenAI
 
 from review_agent.errors import BadInput, ServiceUnavailable
 from review_agent.patches import parse_patch
+from review_agent.redaction import redact_secrets
 from review_agent.reviewers.base import ReviewRequest
-from review_agent.reviewers.model import PROMPT_VERSION, ModelReviewer, sanitize_markdown
+from review_agent.reviewers.context import PRContext, build_pr_context
+from review_agent.reviewers.model import PROMPT_VERSION, ModelReviewer, clean_answer_text
+from review_agent.sources.base import ChangedFile
 from review_agent.state.schemas import ModelReview
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 
@@ -131,10 +136,12 @@ def test_no_preferences_means_no_preference_section(fake: FakeOpenAI) -> None:
 
 
 def test_content_excerpt_is_numbered_and_never_looks_like_a_diff_line(fake: FakeOpenAI) -> None:
-    content = 'import os\nDEBUG = False\nTOKEN = os.environ["TOKEN"]\n\ndef main():\n'
+    content = 'import os\nDEBUG = False\nTOKEN = os.environ["TOKEN"]\n\ndef main():\n    print(TOKEN)\n'
+    content += "    return 0\n\n\nif __name__ == '__main__':\n    main()\n"
     reviewer_for(fake).review(request(content=content))
     text = user_text(fake)
-    assert '     3| TOKEN = os.environ["TOKEN"]' in text
+    assert "    11|     main()" in text  # a line the diff does not show
+    assert "   ... lines 1-6: shown in the diff" in text  # and none it does, twice
     assert text.index("FILE:") < text.index("<<<DIFF") < text.index("<<<EXCERPT")
 
 
@@ -149,9 +156,7 @@ def test_injection_in_the_diff_cannot_close_the_fence(fake: FakeOpenAI) -> None:
 
 
 def test_server_errors_are_retried_and_every_attempt_counted(fake: FakeOpenAI) -> None:
-    fake.script(
-        Behaviour.error(500, retry_after=0.01), Behaviour.error(503, retry_after=0.01), path=PATH
-    )
+    fake.script(Behaviour.error(500, retry_after=0.01), Behaviour.error(503, retry_after=0.01), path=PATH)
     result = reviewer_for(fake).review(request())
     assert [c.line for c in result.comments] == [2]
     assert fake.calls_for(PATH) == 3
@@ -274,6 +279,19 @@ def test_server_down_is_unavailable_without_the_key() -> None:
     assert KEY not in full_text(info.value)
 
 
+def test_a_token_in_the_base_url_is_never_shown() -> None:
+    """``https://TOKEN@host/v1`` is how some proxies take a key: the reviewer's name for the
+    server, and so every message about it, must not carry it."""
+    token = "proxytoken0123456789abcdef"
+    reviewer = make(
+        "fake-model", KEY, f"http://{token}@127.0.0.1:{closed_port()}/v1", timeout=2, max_retries=0
+    )
+    assert token not in reviewer.base_url and reviewer.base_url.startswith("http://***@127.0.0.1:")
+    with pytest.raises(ServiceUnavailable) as info:
+        reviewer.review(request())
+    assert token not in full_text(info.value) and "***@127.0.0.1" in str(info.value)
+
+
 def test_hang_past_the_timeout_is_unavailable(fake: FakeOpenAI) -> None:
     fake.script(Behaviour.hang_for(10), Behaviour.hang_for(10), path=PATH)
     reviewer = reviewer_for(fake, timeout=0.3, max_retries=1)
@@ -317,9 +335,7 @@ def test_fake_serves_json_schema_style_too(fake: FakeOpenAI) -> None:
 
 
 def test_fake_answers_models_and_its_own_report(fake: FakeOpenAI) -> None:
-    req = urllib.request.Request(
-        f"{fake.base_url}/models", headers={"Authorization": f"Bearer {KEY}"}
-    )
+    req = urllib.request.Request(f"{fake.base_url}/models", headers={"Authorization": f"Bearer {KEY}"})
     with urllib.request.urlopen(req, timeout=5) as response:
         assert "fake-model" in [m["id"] for m in json.load(response)["data"]]
     reviewer_for(fake).review(request())
@@ -348,17 +364,141 @@ def test_fake_runs_standalone() -> None:
     ("text", "expected"),
     [
         ("ok <!-- review-agent:abc --> done", "ok  done"),
-        ("<!<!---->-- review-agent:x -->", ""),
-        ("unclosed <!-- review-agent:abc", "unclosed"),
-        ('<span style="display:none">hidden</span> shown', "hidden shown"),
-        ("`<div>` stays in code; List<String> too", "`<div>` stays in code; List<String> too"),
-        ("bidi\u202e trick\u200b", "bidi trick"),
+        ("<!<!---->-- hidden -->", ""),  # removing one must not splice another together
+        ("unclosed <!-- hidden to the end", "unclosed"),
+        ("`<!-- in code -->` is shown, not hidden", "`<!-- in code -->` is shown, not hidden"),
+        ('<span style="display:none">x</span> List<String>', "x List<String>"),
+        ("`<div>` stays in code", "`<div>` stays in code"),
+        ("bidi\u202e trick\u200b\x1b[31m", "bidi trick[31m"),
+        (f"leaked {'ghp_' + 'x' * 36}", "leaked [redacted GitHub token]"),
     ],
 )
-def test_sanitize_markdown(text: str, expected: str) -> None:
-    assert sanitize_markdown(text, 100) == expected
+def test_clean_answer_text(text: str, expected: str) -> None:
+    assert clean_answer_text(text, 100, redact_secrets) == expected
 
 
-def test_sanitize_caps_length() -> None:
-    out = sanitize_markdown("x" * 5000, 50)
+def test_clean_answer_text_caps_length() -> None:
+    out = clean_answer_text("x" * 5000, 50)
     assert len(out) == 50 and out.endswith("…")
+
+
+# -- the pull request's context ----------------------------------------------------------------
+
+PR_TITLE = "Read the token from the environment"
+PR_DESCRIPTION = (
+    "The token used to be hard-coded.\n<!-- template: say why -->\nNow `TOKEN` comes from the env."
+)
+
+
+def pr_files() -> tuple[list[ChangedFile], dict[str, str]]:
+    app_before = "import os\nDEBUG = True\n\ndef serve():\n    return 0\n"
+    app_after = app_before.replace("True", 'False\nTOKEN = os.environ["TOKEN"]').replace(
+        "    return 0", "    print(TOKEN)\n    return 0"
+    )
+    cli_before = "from app import serve\n\n\ndef run():\n    return serve()\n"
+    cli_after = "from app import serve\n\n\ndef run():\n    code = serve()\n    return code\n"
+    files = []
+    contents = {}
+    for path, before, after in (
+        (PATH, app_before, app_after),
+        ("src/cli.py", cli_before, cli_after),
+        ("docs/usage.md", "# Usage\n", "# Usage\n\nSet TOKEN.\n"),
+    ):
+        diff = list(difflib.unified_diff(before.splitlines(True), after.splitlines(True), n=3))[2:]
+        patch = "".join(diff)
+        plus = sum(1 for x in diff if x.startswith("+"))
+        minus = sum(1 for x in diff if x.startswith("-"))
+        files.append(ChangedFile(path, "modified", patch, additions=plus, deletions=minus))
+        contents[path] = after
+    return files, contents
+
+
+def test_every_file_prompt_carries_the_title_the_description_and_the_other_paths(fake: FakeOpenAI) -> None:
+    files, contents = pr_files()
+    pr = build_pr_context(PR_TITLE, PR_DESCRIPTION, files, contents.get)
+    reviewer = reviewer_for(fake)
+    for f in files:
+        assert f.patch is not None
+        reviewer.review(
+            ReviewRequest(path=f.path, patch=parse_patch(f.path, f.patch), content=contents[f.path], pr=pr)
+        )
+    assert sorted(c.path or "" for c in fake.calls) == sorted(f.path for f in files)
+    for call in fake.calls:
+        text = next(m["content"] for m in call.messages if m["role"] == "user")
+        fenced = re.search(r"<<<PR ([0-9a-f]{12})\n(.*)\nPR \1>>>", text, re.S)
+        assert fenced is not None, call.path  # the PR's text is fenced as untrusted, like the diff
+        section = fenced.group(2)
+        assert f"Title: {PR_TITLE}" in section
+        assert "The token used to be hard-coded." in section and "template: say why" not in section
+        for other in files:
+            folder, _, name = other.path.rpartition("/")
+            assert f"{folder}/: " in section and f"{name} +{other.additions} -{other.deletions}" in section
+        assert text.index(f"FILE: {call.path}") < text.index("<<<PR") < text.index("<<<DIFF")
+    # the cross-file link: the change to serve() is used by the CLI, with the line of the use
+    app = next(c for c in fake.calls if c.path == PATH)
+    assert "- `serve` (changed here) is used in src/cli.py:5: code = serve()" in user_text_of(app)
+
+
+def user_text_of(call: Any) -> str:
+    return next(m["content"] for m in call.messages if m["role"] == "user")
+
+
+# -- nothing secret leaves the process ---------------------------------------------------------
+
+GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0" * 2  # 40 characters after the prefix
+AWS_KEY = "AKIA" + "Q7RT2M4XWZ8PL3NV"
+HELD_TOKEN = "ghs_" + "Z9y8X7w6V5u4T3s2R1q0" * 2  # the process's own GitHub token
+LEARNED_TOKEN = "ghp_" + "LearnedLearnedLearned" + "0" * 15
+
+
+def test_no_secret_reaches_the_model_server(fake: FakeOpenAI) -> None:
+    """Every message (system, diff, excerpt, preferences, learnings, PR text, the repair turn)
+    is redacted before it is sent: the server records the labels, never the values."""
+    hunks = f'@@ -1,2 +1,4 @@\n import os\n+GITHUB = "{GITHUB_TOKEN}"\n+AWS = "{AWS_KEY}"\n x = 1\n'
+    content = f'import os\nGITHUB = "{GITHUB_TOKEN}"\nAWS = "{AWS_KEY}"\nx = 1\n' + "pad = 0\n" * 30
+    pr = PRContext(title=f"Rotate {HELD_TOKEN}", description=f"Old token was {GITHUB_TOKEN}")
+    reviewer = make("fake-model", KEY, fake.base_url, timeout=5, max_retries=2, known_secrets=[HELD_TOKEN])
+    # the first answer is not JSON and quotes a secret: the repair turn repeats it as the problem
+    fake.script(Behaviour.raw_reply(f"I cannot answer in JSON; the key {AWS_KEY} is {HELD_TOKEN}"), path=PATH)
+    result = reviewer.review(
+        request(
+            hunks=hunks,
+            content=content,
+            preferences={"tone": f"terse, token {HELD_TOKEN}", "ci": f"uses {GITHUB_TOKEN}"},
+            learnings=(f"Never commit {LEARNED_TOKEN}", f"Our key {KEY} is rotated"),
+            pr=pr,
+        )
+    )
+    assert result.model_calls == 2 and fake.calls_for(PATH) == 2  # the answer and the repair
+    sent = json.dumps(fake.requests)
+    for secret in (GITHUB_TOKEN, AWS_KEY, HELD_TOKEN, LEARNED_TOKEN, KEY):
+        assert secret not in sent, secret[:8]
+    first, repair = fake.calls
+    system = first.messages[0]["content"]
+    assert "- tone: terse, token ***" in system and "Never commit [redacted GitHub token]" in system
+    user = user_text_of(first)
+    assert '     2 +GITHUB = "[redacted GitHub token]"' in user
+    assert '     3 +AWS = "[redacted AWS access key ID]"' in user
+    assert "Title: Rotate ***" in user and "Old token was [redacted GitHub token]" in user
+    assert "[redacted AWS access key ID] is ***" in repair.messages[-1]["content"]
+    # the fence is computed over what was sent, so it still closes exactly once
+    fenced = re.search(r"<<<DIFF ([0-9a-f]{12})\n.*\nDIFF \1>>>", user, re.S)
+    assert fenced is not None
+
+
+def test_a_huge_line_and_invalid_utf8_stay_bounded(fake: FakeOpenAI) -> None:
+    huge = "y" * 1_000_000
+    broken = "s = '\udcff\udcfe bad bytes \ufffd'"  # what surrogateescape and replace leave of non-UTF-8
+    hunks = f"@@ -1,1 +1,3 @@\n x = 1\n+{broken}\n+z = '{huge}'\n"
+    content = f"x = 1\n{broken}\nz = '{huge}'\n" + "".join(f"w{i} = {i}\n" for i in range(2000))
+    reviewer = reviewer_for(fake)
+    result = reviewer.review(request(hunks=hunks, content=content))
+    assert result.model_calls == 1
+    (body,) = fake.requests
+    size = len(json.dumps(body))
+    assert size < 150_000  # a 1 MB line does not make a 1 MB prompt
+    user = user_text_of(fake.calls[0])
+    assert "[diff truncated:" in user or "more lines not shown" in user
+    assert "\udcff" not in user and "s = '?? bad bytes \ufffd'" in user
+    prompt_tokens = sum(reviewer.count_tokens(m["content"]) for m in body["messages"])
+    assert prompt_tokens <= reviewer.budget.total

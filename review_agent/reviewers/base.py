@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from review_agent.patches import ParsedPatch
+from review_agent.reviewers.context import PRContext
 from review_agent.state.schemas import Comment, Usage
 
 
@@ -17,6 +18,7 @@ class ReviewRequest:
     preferences: dict[str, Any] = field(default_factory=dict)  # the user's and repo's style rules
     learnings: tuple[str, ...] = ()  # rules retrieved from memory for this file
     language: str | None = None
+    pr: PRContext | None = None  # the pull request around this file: title, description, files, links
 
 
 @dataclass

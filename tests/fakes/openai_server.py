@@ -65,7 +65,8 @@ class Behaviour:
     the client give up; the server is released at :meth:`FakeOpenAI.stop`); ``malformed``
     answers invalid JSON; ``answer`` answers that object (any JSON, so schema mismatches can be
     scripted too) instead of the default; ``as_content`` answers in the message text even when
-    the request asked for a tool call, as servers that ignore ``tool_choice`` do.
+    the request asked for a tool call, as servers that ignore ``tool_choice`` do; ``raw`` answers
+    that exact text in the message (not JSON-encoded), as a model that ignores the schema does.
     """
 
     status: int = 200
@@ -76,6 +77,7 @@ class Behaviour:
     malformed: bool = False
     hang: float = 0.0
     as_content: bool = False
+    raw: str | None = None
 
     @classmethod
     def error(
@@ -95,6 +97,10 @@ class Behaviour:
     @classmethod
     def text_reply(cls, answer: Any = None) -> Behaviour:
         return cls(answer=answer, as_content=True)
+
+    @classmethod
+    def raw_reply(cls, text: str) -> Behaviour:
+        return cls(raw=text, as_content=True)
 
     @classmethod
     def bad_json(cls) -> Behaviour:
@@ -333,6 +339,8 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         if b.malformed:
             text = MALFORMED_JSON
+        elif b.raw is not None:
+            text = b.raw
         elif b.answer is not None:
             text = json.dumps(b.answer)
         else:
