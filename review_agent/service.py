@@ -9,12 +9,10 @@ files listed *before* storage is opened and the graph runs.
 from __future__ import annotations
 
 import logging
-import re
 import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from review_agent.config import Settings
@@ -32,8 +30,9 @@ from review_agent.publish.report import ReviewReport
 from review_agent.reviewers.base import Reviewer, ReviewRequest, ReviewResult
 from review_agent.reviewers.pricing import cost_of, parse_price, price_for
 from review_agent.sources.base import ResolvedTarget, Source
+from review_agent.sources.factory import build_source
 from review_agent.sources.local import LocalGitSource
-from review_agent.state.identity import github_thread_id, local_thread_id
+from review_agent.state.identity import thread_id_for
 from review_agent.state.schemas import FileReview, Skipped, Usage
 from review_agent.storage.factory import open_storage
 from review_agent.storage.lease import thread_lease
@@ -79,38 +78,11 @@ class SilentListener:
         pass
 
 
-_URL_LIKE = re.compile(r"^(https?://)?[\w.-]+(:\d+)?/[^/\s]+/[^/\s]+/pulls?/\d+", re.I)
-
-
-def is_pr_url(target: str) -> bool:
-    if "://" in target:
-        return True
-    return bool(_URL_LIKE.match(target)) and not Path(target).exists()
-
-
-def build_source(target: str, settings: Settings, base: str | None, head: str | None) -> Source:
-    if is_pr_url(target):
-        from review_agent.sources.github import GitHubSource
-
-        token = settings.github_token.get_secret_value() if settings.github_token else None
-        return GitHubSource(
-            target, token=token, api_url=settings.github_api_url, retries=settings.github_retries
-        )
-    return LocalGitSource(target, base=base, head=head)
-
-
 REVIEW_EVENTS = frozenset({"COMMENT", "APPROVE", "REQUEST_CHANGES"})
 
 
 def resolved_kind(source: Source) -> str:
     return "local" if isinstance(source, LocalGitSource) else "github"
-
-
-def thread_id_for(t: ResolvedTarget) -> str:
-    if t.kind == "github":
-        owner, repo = (t.repo_slug or "/").split("/", 1)
-        return github_thread_id(t.host or "github.com", owner, repo, t.number or 0, t.head_sha)
-    return local_thread_id(t.path or t.display, t.base_sha, t.head_sha)
 
 
 def build_reviewer(settings: Settings, model: str | None = None) -> Reviewer:
