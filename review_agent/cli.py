@@ -178,6 +178,15 @@ def review(
         int | None,
         typer.Option("--max-files", help="Review at most N files; the rest are listed as skipped."),
     ] = None,
+    from_step: Annotated[
+        int | None,
+        typer.Option(
+            "--from-step",
+            min=-1,
+            help="Fork a new review from this checkpoint step of this change's review (see "
+            "`history`): the original is left as it is.",
+        ),
+    ] = None,
     event: Annotated[
         ReviewEvent,
         typer.Option(
@@ -205,6 +214,7 @@ def review(
         max_files=max_files,
         review_event=event.value.upper().replace("-", "_"),
         stop=_graceful_stop(),
+        from_step=from_step,
     )
     try:
         report = _run(run_review, options, settings, listener)
