@@ -68,7 +68,7 @@ def _ranges(steps: list[int]) -> str:
     if len(steps) == 1:
         return f"step {steps[0]} only"
     if steps == list(range(steps[0], steps[-1] + 1)):
-        return f"steps {steps[0]}-{steps[-1]}"
+        return f"steps {steps[0]} to {steps[-1]}"
     return "steps " + ", ".join(str(s) for s in steps)
 
 

@@ -437,7 +437,7 @@ def history_lines(h: HistoryView) -> list[str]:
         out.append(h.offline_note)
     steps = [c.step for c in h.checkpoints]
     if steps:
-        span = f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]}-{steps[-1]}"
+        span = f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]} to {steps[-1]}"
         out.append(
             f"checkpoints kept: {span} (`history --at STEP` shows one; "
             "`review --from-step STEP` forks from it)"
