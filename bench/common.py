@@ -213,6 +213,7 @@ def open_place(place: Place, *, setup: bool = True) -> Iterator[Storage]:
                 checkpointer=tier,
                 store=storage.store,
                 backend=storage.backend + " + redis",
+                audit=storage.audit,
                 embeddings=storage.embeddings,
                 vector_index=storage.vector_index,
             )

@@ -191,6 +191,15 @@ def review(
         int | None,
         typer.Option("--max-files", help="Review at most N files; the rest are listed as skipped."),
     ] = None,
+    from_step: Annotated[
+        int | None,
+        typer.Option(
+            "--from-step",
+            min=-1,
+            help="Fork a new review from this checkpoint step of this change's review (see "
+            "`history`): the original is left as it is.",
+        ),
+    ] = None,
     event: Annotated[
         str,
         typer.Option(
@@ -222,6 +231,7 @@ def review(
         max_files=max_files,
         review_event=event,
         stop=_graceful_stop(),
+        from_step=from_step,
     )
     try:
         report = _run(run_review, options, settings, listener)
@@ -239,30 +249,55 @@ def review(
         sys.stdout.write(text)
 
 
+FromStepOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--from-step",
+        min=-1,
+        help="The review forked from this step (`review --from-step STEP`) instead of the original.",
+    ),
+]
+
+
+def _quiet_reads() -> None:
+    """Read-only commands answer from local state when GitHub is down: no retry chatter."""
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+
+
 @app.command()
 def status(
     target: TargetArg,
     base: BaseOpt = None,
     head: HeadOpt = None,
+    from_step: FromStepOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Progress of the latest review of TARGET: files done out of total, the file in flight."""
+    """Progress of the latest review of TARGET: files done out of total, the files in flight."""
     from review_agent.views import review_status
 
-    info = _run(review_status, target, _settings(), base, head)
+    settings = _settings()
+    _quiet_reads()
+    info = _run(review_status, target, settings, base, head, from_step=from_step)
     if as_json:
         typer.echo(json.dumps(info.__dict__, indent=2))
         return
+    if info.offline_note:
+        typer.echo(info.offline_note)
     if not info.started:
         typer.echo(f"{info.target} @ {info.head_sha[:12]}: not reviewed yet")
         return
-    state = "finished" if info.finished else "in progress"
     typer.echo(
-        f"{info.target} @ {info.head_sha[:12]}: {state}, {info.done}/{info.total} files done"
+        f"{info.target} @ {info.head_sha[:12]}: {info.state}, {info.done}/{info.total} files done"
         + (f", {info.skipped} skipped" if info.skipped else "")
     )
     if info.current:
         typer.echo("current: " + ", ".join(info.current))
+    if info.posted and info.posted.get("review_id"):
+        typer.echo(f"posted: review {info.posted['review_id']}")
+    if info.last_run:
+        r = info.last_run
+        ended = f"ended {r['ended_at']}: {r['outcome']}" if r["outcome"] else "no end recorded"
+        typer.echo(f"last run: run {r['run']} started {r['started_at']} by {r['by']}, {ended}")
     typer.echo(f"thread: {info.thread_id}")
     if info.updated_at:
         typer.echo(f"last checkpoint: {info.updated_at}")
@@ -273,41 +308,35 @@ def history(
     target: TargetArg,
     base: BaseOpt = None,
     head: HeadOpt = None,
+    at: Annotated[
+        int | None,
+        typer.Option(
+            "--at", min=-1, help="Show the state at this checkpoint step: files done, in flight, counters."
+        ),
+    ] = None,
+    from_step: FromStepOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Checkpoint history of TARGET's review: step, time, what happened — the audit trail."""
-    from review_agent.views import review_history
+    """The audit trail of TARGET's review: every run, how it ended, every file decision, postings,
+    --fresh and prune. It survives `db prune` and `--fresh`."""
+    from review_agent.views import history_json, history_lines, review_history, review_state_at, state_lines
 
-    thread_id, entries = _run(review_history, target, _settings(), base, head)
+    settings = _settings()
+    _quiet_reads()
+    if at is not None:
+        state, note = _run(review_state_at, target, settings, at, base, head, from_step=from_step)
+        if as_json:
+            typer.echo(json.dumps({**state.__dict__, "offline": note}, indent=2))
+            return
+        for line in ([note] if note else []) + state_lines(state):
+            typer.echo(line)
+        return
+    view = _run(review_history, target, settings, base, head, from_step=from_step)
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "thread_id": thread_id,
-                    "entries": [
-                        {
-                            "step": e.step,
-                            "ts": e.ts,
-                            "event": e.event,
-                            "checkpoint_id": e.checkpoint_id,
-                            "files": [f.model_dump(mode="json") for f in e.files],
-                        }
-                        for e in entries
-                    ],
-                },
-                indent=2,
-            )
-        )
+        typer.echo(json.dumps(history_json(view), indent=2, default=str))
         return
-    if not entries:
-        typer.echo(f"no checkpoints for {thread_id}")
-        return
-    typer.echo(f"thread {thread_id}")
-    for e in entries:
-        typer.echo(f"step {e.step:>4}  {e.ts}  {e.event}")
-        for f in e.files:
-            first = f.summary.splitlines()[0] if f.summary else ""
-            typer.echo(f"            {f.path}: {len(f.comments)} comment(s); {first}")
+    for line in history_lines(view):
+        typer.echo(line)
 
 
 @contextlib.contextmanager
@@ -473,7 +502,7 @@ def db_init() -> None:
 
 @db_app.command("prune")
 def db_prune() -> None:
-    """Keep only the latest checkpoint of every review (reviews themselves are kept)."""
+    """Keep only the latest checkpoint of every review (reviews and the audit log are kept)."""
     from review_agent.storage.factory import open_storage
     from review_agent.storage.retention import prune_to_latest
 
@@ -481,12 +510,21 @@ def db_prune() -> None:
 
     def _prune():  # type: ignore[no-untyped-def]
         with open_storage(settings) as storage:
-            return prune_to_latest(storage.checkpointer)
+            return prune_to_latest(storage.checkpointer, storage.audit)
 
     r = _run(_prune)
-    typer.echo(
-        f"pruned {plural(r.threads, 'review')}: {r.checkpoints_before} checkpoints -> {r.checkpoints_after}"
-    )
+    if r.removed:
+        reviews = plural(r.threads, "review")
+        typer.echo(f"pruned {reviews}: {r.checkpoints_before} checkpoints -> {r.checkpoints_after}")
+    else:
+        kept = plural(r.checkpoints_after, "checkpoint")
+        typer.echo(f"nothing to prune: {kept}, each the latest of its review")
+    if r.bytes_before is not None and r.bytes_after is not None:
+        typer.echo(f"database file: {_mb(r.bytes_before)} -> {_mb(r.bytes_after)}")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB" if n >= 100_000 else f"{n / 1000:.0f} kB"
 
 
 @app.command(hidden=True)

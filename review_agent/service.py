@@ -9,12 +9,11 @@ files listed *before* storage is opened and the graph runs.
 from __future__ import annotations
 
 import logging
-import re
 import subprocess
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from review_agent.config import Settings
@@ -33,12 +32,15 @@ from review_agent.publish.report import ReviewReport
 from review_agent.reviewers.base import Reviewer, ReviewRequest, ReviewResult
 from review_agent.reviewers.pricing import cost_of, parse_price, price_for
 from review_agent.sources.base import ResolvedTarget, Source
+from review_agent.sources.factory import build_source
 from review_agent.sources.local import LocalGitSource
-from review_agent.state.identity import github_thread_id, local_thread_id
+from review_agent.state.identity import fork_thread_id, thread_id_for
 from review_agent.state.schemas import FileReview, Skipped, Usage
+from review_agent.storage.audit import FRESH, AuditRun
 from review_agent.storage.factory import open_storage
 from review_agent.storage.lease import thread_lease
 from review_agent.storage.results import ReviewResults
+from review_agent.timetravel import fork_config, fork_thread
 from review_agent.wording import plural
 
 if TYPE_CHECKING:
@@ -64,6 +66,7 @@ class ReviewOptions:
     wait: float = 0.0  # seconds to wait for another process that holds this review
     stop: threading.Event | None = None  # set on SIGINT/SIGTERM: finish the files in flight, stop
     github: GitHubCredentials | None = None  # e.g. an App installation (a worker); None: GITHUB_TOKEN
+    from_step: int | None = None  # fork a new review from this checkpoint step of this change's review
 
 
 class ProgressListener(Protocol):
@@ -85,48 +88,11 @@ class SilentListener:
         pass
 
 
-_URL_LIKE = re.compile(r"^(https?://)?[\w.-]+(:\d+)?/[^/\s]+/[^/\s]+/pulls?/\d+", re.I)
-
-
-def is_pr_url(target: str) -> bool:
-    if "://" in target:
-        return True
-    return bool(_URL_LIKE.match(target)) and not Path(target).exists()
-
-
-def build_source(
-    target: str,
-    settings: Settings,
-    base: str | None,
-    head: str | None,
-    github: GitHubCredentials | None = None,
-) -> Source:
-    if is_pr_url(target):
-        from review_agent.sources.github import GitHubSource
-
-        token = settings.github_token.get_secret_value() if settings.github_token else None
-        return GitHubSource(
-            target,
-            token=token,
-            api_url=settings.github_api_url,
-            credentials=github,
-            retries=settings.github_retries,
-        )
-    return LocalGitSource(target, base=base, head=head)
-
-
 REVIEW_EVENTS = frozenset({"COMMENT", "APPROVE", "REQUEST_CHANGES"})
 
 
 def resolved_kind(source: Source) -> str:
     return "local" if isinstance(source, LocalGitSource) else "github"
-
-
-def thread_id_for(t: ResolvedTarget) -> str:
-    if t.kind == "github":
-        owner, repo = (t.repo_slug or "/").split("/", 1)
-        return github_thread_id(t.host or "github.com", owner, repo, t.number or 0, t.head_sha)
-    return local_thread_id(t.path or t.display, t.base_sha, t.head_sha)
 
 
 def build_reviewer(settings: Settings, model: str | None = None) -> Reviewer:
@@ -209,23 +175,35 @@ def run_review(
     listener = listener or SilentListener()
     _validate(options)
     # Everything that can reject the input happens before storage is opened.
-    source = build_source(options.target, settings, options.base, options.head, options.github)
+    source = build_source(options.target, settings, options.base, options.head, github=options.github)
     if options.post and resolved_kind(source) != "github":
         raise BadInput("--post needs a pull request URL; a local review is only reported")
     resolved = source.resolve()
     files = source.list_files()
     thread_id = thread_id_for(resolved)
+    if options.from_step is not None:
+        source_thread, thread_id = thread_id, fork_thread_id(thread_id, options.from_step)
     user = options.user or default_user(resolved)
     repo_config, config_problem = read_repo_config(source)
     reviewer = CountingReviewer(build_reviewer(settings, options.model or repo_config.model))
     offline = not settings.model_configured
     repository = repository_uri(source, resolved)
-    lease = thread_lease(settings, thread_id, options.wait, on_wait=listener.info)
-    with lease, open_storage(settings) as storage:
+    with (
+        thread_lease(settings, thread_id, options.wait, on_wait=listener.info),
+        open_storage(settings) as storage,
+        ExitStack() as run,
+    ):
         results = ReviewResults(storage.store)
-        if options.fresh:
+        if options.from_step is not None:
+            fork_thread(storage, source_thread, options.from_step, fresh=options.fresh)
+            listener.info(f"Fork of step {options.from_step}: {thread_id}")
+        elif options.fresh:
             storage.checkpointer.delete_thread(thread_id)
             results.delete_thread(thread_id)
+            storage.audit.record(thread_id, None, FRESH)
+        audit = run.enter_context(
+            storage.audit.run(thread_id, **_run_facts(options, user, reviewer, resolved))
+        )
         ports = GraphPorts(
             source=source,
             reviewer=reviewer,
@@ -263,7 +241,7 @@ def run_review(
             )
 
         if options.post:
-            ports.publish = _publisher(source, report_of, options.review_event, listener)
+            ports.publish = _publisher(source, report_of, options.review_event, listener, audit)
         graph = build_graph(ports, storage.checkpointer, storage.store)
         config = _config(thread_id, len(files), options.concurrency)
         snapshot = graph.get_state(config)
@@ -288,10 +266,20 @@ def run_review(
             )
             try:
                 saved = set(results.list(thread_id)) if resumed else set()
-                _drive(graph, None if snapshot.next else {"thread_id": thread_id}, config, listener, saved)
+                # a new fork runs from its copied checkpoint's id: LangGraph's time travel
+                start = (
+                    fork_config(thread_id, storage) if (snapshot.metadata or {}).get("forked_from") else {}
+                )
+                run_config = {
+                    **config,
+                    "configurable": {**config["configurable"], **start.get("configurable", {})},
+                }
+                graph_input = None if snapshot.next else {"thread_id": thread_id}
+                _drive(graph, graph_input, run_config, listener, saved, audit, reviewer.name, results)
             except Interrupted:
                 done = results.count(thread_id)
                 total = graph.get_state(config).values.get("files_total", len(files))
+                audit.end_data = {"files_done": done, "files_total": total}
                 raise Interrupted(
                     f"stopped: {done}/{total} files saved; rerun the same command to resume"
                 ) from None
@@ -301,7 +289,31 @@ def run_review(
                     # believe it had started
                     storage.checkpointer.delete_thread(thread_id)
                 raise
-        return report_of(graph.get_state(config).values, resumed, done_before)
+        final = graph.get_state(config).values
+        audit.end_data = {"files_done": results.count(thread_id), "files_total": final.get("files_total", 0)}
+        return report_of(final, resumed, done_before)
+
+
+def _run_facts(
+    options: ReviewOptions, user: str | None, reviewer: Reviewer, target: ResolvedTarget
+) -> dict[str, Any]:
+    """What the audit log says of a run's start: names and options, never a secret."""
+    return {
+        "user": user,
+        "reviewer": reviewer.name,
+        "model": options.model,
+        "target": target.display,
+        "head_sha": target.head_sha,
+        "options": {
+            "concurrency": options.concurrency,
+            "post": options.post,
+            "fresh": options.fresh,
+            "max_files": options.max_files,
+            "max_cost": options.max_cost,
+            "event": options.review_event,
+            "from_step": options.from_step,
+        },
+    }
 
 
 def resuming_message(done: int, total: int | None) -> str:
@@ -325,6 +337,7 @@ def _publisher(
     report_of: Callable[[dict[str, Any]], ReviewReport],
     event: str,
     listener: ProgressListener,
+    audit: AuditRun,
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     from review_agent.publish.github import GitHubPublisher
     from review_agent.sources.github import GitHubSource
@@ -336,12 +349,22 @@ def _publisher(
     def publish(values: dict[str, Any]) -> dict[str, Any]:
         result = publisher.publish(report_of(values), event=event)
         listener.info(result.message)
+        audit.posted(result.model_dump(mode="json"))
         return result.model_dump(mode="json")
 
     return publish
 
 
-def _drive(graph, graph_input, config, listener: ProgressListener, saved: set[str]) -> None:
+def _drive(
+    graph,
+    graph_input,
+    config,
+    listener: ProgressListener,
+    saved: set[str],
+    audit: AuditRun,
+    reviewer: str,
+    results: ReviewResults,
+) -> None:
     """Run the graph, telling the listener about each file. ``saved``: files already counted as
     done when this run resumed (a re-executed step reports them again; they are not new)."""
     for mode, chunk in graph.stream(
@@ -349,6 +372,9 @@ def _drive(graph, graph_input, config, listener: ProgressListener, saved: set[st
     ):
         if mode == "updates" and isinstance(chunk, dict) and "plan" in chunk:
             update = chunk["plan"] or {}
+            audit.planned(
+                update.get("files_total", 0), results.get_plan(config["configurable"]["thread_id"])[1]
+            )
             listener.begin(
                 total=update.get("files_total", 0), done=0, resumed=False, offline=False, reviewer=""
             )
@@ -356,6 +382,13 @@ def _drive(graph, graph_input, config, listener: ProgressListener, saved: set[st
             if chunk["file_done"] in saved:
                 continue
             listener.file_done(chunk["file_done"], reused=chunk["reused"], comments=chunk["comments"])
+            audit.file_done(
+                chunk["file_done"],
+                comments=chunk["comments"],
+                reused=chunk["reused"],
+                reviewer=None if chunk["reused"] else reviewer,
+                reused_from=chunk.get("reused_from"),
+            )
 
 
 def _total_cost(files: list[FileReview]) -> float | None:

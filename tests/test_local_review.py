@@ -111,8 +111,8 @@ def test_status_and_history(repo: Path, home: Path) -> None:
     assert len(reviewed) == 8
     assert any("planned 8 files" in ln for ln in lines) and "finished" in lines[-1]
     result = runner.invoke(app, ["history", str(repo), "--base", "main", "--json"])
-    entries = json.loads(result.stdout)["entries"]
-    files = [f["path"] for e in entries for f in e["files"]]
+    events = json.loads(result.stdout)["events"]
+    files = [e["path"] for e in events if e["event"] == "file_reviewed"]
     assert files == [f"mod{i:02d}.py" for i in range(8)]
 
 

@@ -383,10 +383,10 @@ def test_review_on_postgres_and_redis_writes_both_and_admin_commands_work(
     assert f"finished, {n}/{n} files done" in status.stdout
     history = run_cli(["history", str(repo), "--base", "main", "--json"], env, tmp_path)
     assert history.returncode == 0, history.stderr
-    entries = json.loads(history.stdout)["entries"]
-    reviewed = [f["path"] for e in entries for f in e["files"]]
+    events = json.loads(history.stdout)["events"]
+    reviewed = [e["path"] for e in events if e["event"] == "file_reviewed"]
     assert sorted(reviewed) == names(n)  # each file's review appears once in the audit trail
-    assert entries[-1]["event"] == "finished"
+    assert (events[-1]["event"], events[-1]["outcome"]) == ("run_ended", "finished")
 
 
 # --------------------------------------------------------------------------------------------

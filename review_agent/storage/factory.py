@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -24,6 +25,7 @@ from langgraph.store.sqlite import SqliteStore
 from review_agent.config import Settings
 from review_agent.errors import BadInput, ServiceUnavailable
 from review_agent.redaction import redact_url
+from review_agent.storage.audit import AuditLog, postgres_audit, sqlite_audit
 from review_agent.storage.embeddings import HashingEmbeddings
 from review_agent.storage.memory import Learnings
 from review_agent.storage.serde import StrictSerializer
@@ -36,6 +38,7 @@ class Storage:
     checkpointer: BaseCheckpointSaver
     store: BaseStore
     backend: str  # human-readable: "sqlite (PATH)", "postgres", "postgres + redis"
+    audit: AuditLog  # the append-only event log, in the same database (never pruned)
     embeddings: Embeddings | None = None
     vector_index: bool = False  # the store embeds and searches itself (pgvector)
 
@@ -103,9 +106,19 @@ def _open_postgres(url: str):  # -> psycopg.Connection
             url, autocommit=True, prepare_threshold=0, row_factory=dict_row, connect_timeout=10
         )
     except psycopg.OperationalError as exc:
+        missing = _MISSING.search(str(exc))
+        if missing:  # the server answered: not unreachable, but a name that is wrong (exit 2)
+            kind, name = missing.groups()
+            raise BadInput(
+                f'{kind} "{name}" does not exist on the server of {redact_url(url)}: create it, or fix '
+                "DATABASE_URL"
+            ) from exc
         raise ServiceUnavailable(
             f"database at {redact_url(url)} unreachable: {str(exc).strip().splitlines()[0]}"
         ) from exc
+
+
+_MISSING = re.compile(r'\b(database|role) "([^"]{1,100})" does not exist')
 
 
 def _setup_pg_store(store: BaseStore) -> None:
@@ -207,6 +220,7 @@ def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]
             if setup:
                 checkpointer.setup()
                 store.setup()
+            audit = sqlite_audit(lambda: _open_sqlite(path))
             backend = f"sqlite ({path})"
             vector_index = False
         elif url.startswith(("postgres://", "postgresql://")):
@@ -225,6 +239,7 @@ def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]
             if setup:
                 checkpointer.setup()
                 _setup_pg_store(store)
+            audit = postgres_audit(lambda: _open_postgres(url))
             backend = "postgres"
             vector_index = True
         else:
@@ -245,13 +260,16 @@ def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]
             stack.callback(tier.close)
             checkpointer = tier
             backend += " + redis"
+        stack.callback(audit.close)
         with translated_errors(settings):
             if setup:
+                audit.setup()
                 _check_embedding_record(store, emb_name, dims)
             yield Storage(
                 checkpointer=checkpointer,
                 store=store,
                 backend=backend,
+                audit=audit,
                 embeddings=embeddings,
                 vector_index=vector_index,
             )
