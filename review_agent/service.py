@@ -1,9 +1,10 @@
-"""One review run: assemble the source, reviewer, storage and publisher, and run the graph.
+"""One review run, in three parts: **assemble** what the review is made of (the source, its
+resolved target and files, the reviewer, the user) — everything that can reject the input, before
+any storage is opened, so a bad input never leaves a half-written checkpoint; **run** the graph on
+the review's thread (a new review, a resume after a crash, or a new walk over the files a saved
+review still lacks); **finish** with the report.
 
-Everything a terminal is not needed for lives here (and in ``views`` for status and history), so
-tests call it directly. Order matters for
-the promise "a bad input never leaves a half-written checkpoint": the target is resolved and its
-files listed *before* storage is opened and the graph runs.
+Everything a terminal is not needed for lives here, so tests call it directly.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 from review_agent.config import Settings
 from review_agent.errors import BadInput, Interrupted
 from review_agent.graph import GraphPorts, build_graph
-from review_agent.graph.build import is_posted
+from review_agent.graph.build import first_to_review, is_posted, window_size
 from review_agent.memory_hooks import (
     learn_from_dismissals,
     learning_scopes,
@@ -28,14 +29,14 @@ from review_agent.memory_hooks import (
     read_repo_config,
     recaller,
 )
-from review_agent.publish.report import ReviewReport
+from review_agent.publish.report import ReviewReport, build_report
 from review_agent.reviewers.base import Reviewer, ReviewRequest, ReviewResult
 from review_agent.reviewers.pricing import cost_of, parse_price, price_for
 from review_agent.sources.base import ResolvedTarget, Source
 from review_agent.sources.local import LocalGitSource
 from review_agent.state.identity import github_thread_id, local_thread_id
-from review_agent.state.schemas import FileReview, Skipped, Usage
-from review_agent.storage.factory import open_storage
+from review_agent.state.schemas import Usage
+from review_agent.storage.factory import Storage, open_storage
 from review_agent.storage.lease import thread_lease
 from review_agent.storage.results import ReviewResults
 
@@ -54,7 +55,9 @@ class ReviewOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     post: bool = False
     max_cost: float | None = None  # USD over the review's life; stop with state saved beyond it
-    max_files: int | None = None  # review at most this many files; the rest are skipped, said
+    max_cost_text: str | None = None  # the limit as the user wrote it, for messages
+    # send at most this many files to the reviewer in this run; the rest wait for a later run
+    max_files: int | None = None
     review_event: str = "COMMENT"  # only this flag may approve or request changes, never the model
     wait: float = 0.0  # seconds to wait for another process that holds this review
     stop: threading.Event | None = None  # set on SIGINT/SIGTERM: finish the files in flight, stop
@@ -185,104 +188,263 @@ def _validate(options: ReviewOptions) -> None:
         raise BadInput("--max-files must be at least 1")
     if options.review_event not in REVIEW_EVENTS:
         raise BadInput(f"--event must be one of {', '.join(sorted(REVIEW_EVENTS))}")
+    if options.review_event != "COMMENT" and not options.post:
+        raise BadInput("--event approve/request-changes needs --post: without it nothing is published")
 
 
-def run_review(
-    options: ReviewOptions, settings: Settings, listener: ProgressListener | None = None
-) -> ReviewReport:
-    listener = listener or SilentListener()
+# -- assemble ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Assembled:
+    """What a review is made of, known before any storage is opened."""
+
+    source: Source
+    target: ResolvedTarget
+    files_listed: int
+    thread_id: str
+    user: str | None
+    reviewer: CountingReviewer
+    offline: bool
+    load_preferences: Callable[..., dict[str, Any]]
+
+
+def assemble(options: ReviewOptions, settings: Settings) -> Assembled:
+    """Everything that can reject the input, before storage is opened: the target resolves, its
+    files list, the reviewer can be built."""
     _validate(options)
-    # Everything that can reject the input happens before storage is opened.
     source = build_source(options.target, settings, options.base, options.head)
     if options.post and resolved_kind(source) != "github":
         raise BadInput("--post needs a pull request URL; a local review is only reported")
     resolved = source.resolve()
     files = source.list_files()
-    thread_id = thread_id_for(resolved)
-    user = options.user or default_user(resolved)
     repo_config, config_problem = read_repo_config(source)
-    reviewer = CountingReviewer(build_reviewer(settings, options.model or repo_config.model))
-    offline = not settings.model_configured
-    with thread_lease(settings, thread_id, options.wait), open_storage(settings) as storage:
-        results = ReviewResults(storage.store)
+    return Assembled(
+        source=source,
+        target=resolved,
+        files_listed=len(files),
+        thread_id=thread_id_for(resolved),
+        user=options.user or default_user(resolved),
+        reviewer=CountingReviewer(build_reviewer(settings, options.model or repo_config.model)),
+        offline=not settings.model_configured,
+        load_preferences=preference_loader(repo_config, config_problem),
+    )
+
+
+def run_review(
+    options: ReviewOptions, settings: Settings, listener: ProgressListener | None = None
+) -> ReviewReport:
+    """Review a change, or resume its review. Returns the report; a report with failed files is
+    returned too (the caller decides the exit code: files that could not be reviewed are exit 3)."""
+    listener = listener or SilentListener()
+    job = assemble(options, settings)
+    with thread_lease(settings, job.thread_id, options.wait), open_storage(settings) as storage:
+        return ReviewRun(job, options, settings, storage, listener).execute()
+
+
+# -- run -----------------------------------------------------------------------------------------
+
+
+class ReviewRun:
+    """One run of the graph on a review's thread, and the report it ends with."""
+
+    def __init__(
+        self,
+        job: Assembled,
+        options: ReviewOptions,
+        settings: Settings,
+        storage: Storage,
+        listener: ProgressListener,
+    ) -> None:
+        self.job, self.options, self.storage, self.listener = job, options, storage, listener
+        self.results = ReviewResults(storage.store)
         if options.fresh:
-            storage.checkpointer.delete_thread(thread_id)
-            results.delete_thread(thread_id)
+            storage.checkpointer.delete_thread(job.thread_id)
+            self.results.delete_thread(job.thread_id)
+            listener.info("--fresh: saved progress discarded; every file is sent to the reviewer again")
+        new_thread = storage.checkpointer.get_tuple(_config(job.thread_id, 0)) is None
+        if job.target.kind == "github" and new_thread:
+            # before the recall is built: what people dismissed is part of this review's memory
+            learn_from_dismissals(job.source, storage.learnings(), job.target, listener)
+        self.ports = self._ports(settings)
+        self.graph = build_graph(self.ports, storage.checkpointer, storage.store)
+        self.config = _config(job.thread_id, job.files_listed, options.concurrency)
+
+    def _ports(self, settings: Settings) -> GraphPorts:
+        job, options, listener = self.job, self.options, self.listener
         ports = GraphPorts(
-            source=source,
-            reviewer=reviewer,
-            target=resolved,
-            thread_id=thread_id,
-            user=user,
+            source=job.source,
+            reviewer=job.reviewer,
+            results=self.results,
+            target=job.target,
+            thread_id=job.thread_id,
+            user=job.user,
             concurrency=options.concurrency,
-            load_preferences=preference_loader(repo_config, config_problem),
+            load_preferences=job.load_preferences,
             stop=options.stop,
-            price=pricer(settings, reviewer.name),
+            price=pricer(settings, job.reviewer.name),
             max_cost=options.max_cost,
+            max_cost_text=options.max_cost_text,
+            run_cap=options.max_files,
+            fresh=options.fresh,
             retry_interval=settings.retry_interval,
-            plan_options={"max_files": options.max_files} if options.max_files else {},
         )
-        new_thread = storage.checkpointer.get_tuple(_config(thread_id, 0)) is None
-        if resolved.kind == "github" and new_thread:
-            learn_from_dismissals(source, storage.learnings(), resolved, listener)
-        scopes = learning_scopes(user, resolved)
+        scopes = learning_scopes(job.user, job.target)
         if scopes:
-            learnings = storage.learnings()
+            learnings = self.storage.learnings()
             ports.recall = recaller(learnings, scopes)
             ports.similarity = learnings.similarity
-
-        def report_of(values: dict[str, Any], resumed: bool = False, done_before: int = 0) -> ReviewReport:
-            return build_report(
-                values,
-                results.list(thread_id),
-                *results.get_plan(thread_id),
-                backend=storage.backend,
-                reviewer=reviewer,
-                resumed=resumed,
-                done_before=done_before,
-                offline=offline,
-            )
-
         if options.post:
-            ports.publish = _publisher(source, report_of, options.review_event, listener)
-        graph = build_graph(ports, storage.checkpointer, storage.store)
-        config = _config(thread_id, len(files), options.concurrency)
-        snapshot = graph.get_state(config)
+            ports.publish = _publisher(job.source, self.report, options.review_event, listener)
+        return ports
+
+    def execute(self) -> ReviewReport:
+        job, listener = self.job, self.listener
+        snapshot = self.graph.get_state(self.config)
         values = snapshot.values or {}
-        resumed = bool(values)
-        done_before = results.count(thread_id) if resumed else 0
-        if values.get("finished"):
-            total = values.get("files_total", 0)
+        if not values:
+            self._drive({"thread_id": job.thread_id}, resumed=False, done_before=0)
+            return self.report(self._values(), resumed=False)
+        if snapshot.next:  # stopped mid-walk: a crash, a kill, an interrupt, a budget
+            done_before = self._done_count()
+            total = values.get("files_total", job.files_listed)
+            if values.get("finished"):  # every file was saved; it stopped before or while posting
+                listener.info(f"Already reviewed: {done_before}/{total} files done; finishing")
+            elif done_before:
+                listener.info(f"Resuming: {done_before}/{total} files done")
+            else:
+                listener.info(f"Resuming: no file was finished yet; {total} to review")
+            self._drive(None, resumed=True, done_before=done_before)
+            return self.report(self._values(), resumed=True, done_before=done_before)
+        return self._walk_again_or_finish(values)
+
+    def _walk_again_or_finish(self, values: dict[str, Any]) -> ReviewReport:
+        """A saved review whose graph ran to its end. Walk again over the files it still lacks
+        for this run's reviewer — failed, reviewed by another reviewer or model, or never reached
+        (an earlier run's --max-files) — or, when there are none, post what was not posted."""
+        job, listener = self.job, self.listener
+        plan = self.results.get_plan(job.thread_id)[0]
+        saved = self.results.list(job.thread_id)
+        start_at = first_to_review(plan, saved, job.reviewer)
+        total = values.get("files_total", len(plan))
+        if start_at is None:
             listener.info(f"Already reviewed: {total}/{total} files done (use --fresh to start over)")
-            if ports.publish is not None and not is_posted(values.get("posted")):
+            if self.ports.publish is not None and not is_posted(values.get("posted")):
                 # every file was saved, but the run stopped before (or while) posting
-                graph.update_state(config, {"posted": ports.publish(dict(values))}, as_node="publish")
-        else:
-            if resumed:
-                listener.info(f"Resuming: {done_before}/{values.get('files_total', len(files))} files done")
-            listener.begin(
-                total=values.get("files_total", 0) if resumed else 0,
-                done=done_before,
-                resumed=resumed,
-                offline=offline,
-                reviewer=reviewer.name,
-            )
-            try:
-                saved = set(results.list(thread_id)) if resumed else set()
-                _drive(graph, None if snapshot.next else {"thread_id": thread_id}, config, listener, saved)
-            except Interrupted:
-                done = results.count(thread_id)
-                total = graph.get_state(config).values.get("files_total", len(files))
-                raise Interrupted(
-                    f"stopped: {done}/{total} files saved; rerun the same command to resume"
-                ) from None
-            except BaseException:
-                if not resumed and results.count(thread_id) == 0:
-                    # nothing was reviewed: leave no checkpoint that would make the next run
-                    # believe it had started
-                    storage.checkpointer.delete_thread(thread_id)
-                raise
-        return report_of(graph.get_state(config).values, resumed, done_before)
+                posted = self.ports.publish(dict(values))
+                self.graph.update_state(self.config, {"posted": posted}, as_node="publish")
+            return self.report(self._values(), resumed=True, done_before=total)
+        done_before = self._done_count()
+        listener.info(_walk_again_message(plan[start_at:], saved, job.reviewer.name, done_before, total))
+        window = window_size(self.options.concurrency)
+        self.graph.update_state(
+            self.config,
+            {
+                "cursor": start_at,
+                "batch": [e["path"] for e in plan[start_at : start_at + window]],
+                "last_done": [],
+                "finished": False,
+                "capped": False,
+                "posted": None,
+            },
+            as_node="plan",
+        )
+        self._drive(None, resumed=True, done_before=done_before)
+        return self.report(self._values(), resumed=True, done_before=done_before)
+
+    def _values(self) -> dict[str, Any]:
+        return self.graph.get_state(self.config).values or {}
+
+    def _done_count(self) -> int:
+        from review_agent.graph.file_review import is_done
+
+        return sum(1 for r in self.results.list(self.job.thread_id).values() if is_done(r, self.job.reviewer))
+
+    def _drive(self, graph_input: dict[str, Any] | None, *, resumed: bool, done_before: int) -> None:
+        """Run the graph to its end, telling the listener about each file; on a failure that
+        reviewed nothing in a new review, leave no checkpoint behind."""
+        job, listener = self.job, self.listener
+        values = self._values()
+        listener.begin(
+            total=values.get("files_total", 0) if resumed else 0,
+            done=done_before,
+            resumed=resumed,
+            offline=job.offline,
+            reviewer=job.reviewer.name,
+        )
+        # files already counted as done when this run began: a re-executed step reports them again
+        counted = {p for p, r in self.results.list(job.thread_id).items() if r.ok} if resumed else set()
+        try:
+            for mode, chunk in self.graph.stream(
+                graph_input, self.config, stream_mode=["updates", "custom"], durability="sync"
+            ):
+                if mode == "updates" and isinstance(chunk, dict) and "plan" in chunk:
+                    update = chunk["plan"] or {}
+                    listener.begin(
+                        total=update.get("files_total", 0), done=0, resumed=False, offline=False, reviewer=""
+                    )
+                elif mode == "custom" and isinstance(chunk, dict) and "file_done" in chunk:
+                    self._file_event(chunk, counted)
+        except Interrupted:
+            done = self._done_count()
+            total = self._values().get("files_total", job.files_listed)
+            raise Interrupted(
+                f"stopped: {done}/{total} files saved; rerun the same command to resume"
+            ) from None
+        except BaseException:
+            if not resumed and not self.results.list(job.thread_id):
+                # nothing was reviewed: leave no checkpoint that would make the next run believe
+                # it had started
+                self.storage.checkpointer.delete_thread(job.thread_id)
+            raise
+
+    def _file_event(self, event: dict[str, Any], counted: set[str]) -> None:
+        path = event["file_done"]
+        if path in counted:
+            return
+        if event.get("how") == "failed":
+            self.listener.info(f"{path}: not reviewed: {event.get('error') or 'the review failed'}")
+        self.listener.file_done(path, reused=event["reused"], comments=event["comments"])
+
+    # -- finish ----------------------------------------------------------------------------------
+
+    def report(self, values: dict[str, Any], resumed: bool = False, done_before: int = 0) -> ReviewReport:
+        plan, skipped = self.results.get_plan(self.job.thread_id)
+        cap = self.options.max_files
+        return build_report(
+            values,
+            self.results.list(self.job.thread_id),
+            plan,
+            skipped,
+            backend=self.storage.backend,
+            reviewer=self.job.reviewer.name,
+            model_calls=self.job.reviewer.calls,
+            resumed=resumed,
+            done_before=done_before,
+            offline=self.job.offline,
+            not_reached_reason=(
+                f"not reviewed in this run (--max-files {cap}); rerun without it to review this file"
+                if cap and values.get("capped")
+                else None
+            ),
+        )
+
+
+def _walk_again_message(
+    todo: list[dict[str, Any]], saved: dict[str, Any], reviewer: str, done: int, total: int
+) -> str:
+    failed = sum(1 for e in todo if (r := saved.get(e["path"])) is not None and not r.ok)
+    other = sum(
+        1 for e in todo if (r := saved.get(e["path"])) is not None and r.ok and r.reviewer != reviewer
+    )
+    never = sum(1 for e in todo if e["path"] not in saved)
+    parts = [
+        f"{failed} failed" if failed else "",
+        f"{other} reviewed by another reviewer than {reviewer}" if other else "",
+        f"{never} not reviewed yet" if never else "",
+    ]
+    why = ", ".join(p for p in parts if p)
+    return f"Continuing: {done}/{total} files done; reviewing the rest ({why})"
 
 
 def _publisher(
@@ -301,76 +463,3 @@ def _publisher(
         return result.model_dump(mode="json")
 
     return publish
-
-
-def _drive(graph, graph_input, config, listener: ProgressListener, saved: set[str]) -> None:
-    """Run the graph, telling the listener about each file. ``saved``: files already counted as
-    done when this run resumed (a re-executed step reports them again; they are not new)."""
-    for mode, chunk in graph.stream(
-        graph_input, config, stream_mode=["updates", "custom"], durability="sync"
-    ):
-        if mode == "updates" and isinstance(chunk, dict) and "plan" in chunk:
-            update = chunk["plan"] or {}
-            listener.begin(
-                total=update.get("files_total", 0), done=0, resumed=False, offline=False, reviewer=""
-            )
-        elif mode == "custom" and isinstance(chunk, dict) and "file_done" in chunk:
-            if chunk["file_done"] in saved:
-                continue
-            listener.file_done(chunk["file_done"], reused=chunk["reused"], comments=chunk["comments"])
-
-
-def _total_cost(files: list[FileReview]) -> float | None:
-    costs = [f.cost_usd for f in files if f.model_calls or f.cost_usd]
-    if any(c is None for c in costs):
-        return None
-    return round(sum(c for c in costs if c is not None), 6)
-
-
-def build_report(
-    values: dict[str, Any],
-    reviews: dict[str, FileReview],
-    plan: list[dict[str, Any]],
-    skipped: list[dict[str, Any]],
-    *,
-    backend: str,
-    reviewer: CountingReviewer,
-    resumed: bool,
-    done_before: int,
-    offline: bool,
-) -> ReviewReport:
-    target = values.get("target") or {}
-    plan_paths = [p["path"] for p in plan]
-    files = [reviews[p] for p in plan_paths if p in reviews]
-    notes = list(target.get("notes") or []) + list(values.get("notes") or [])
-    suppressed = sum(f.suppressed for f in files)
-    if suppressed:
-        notes.append(f"{suppressed} finding(s) dropped: they match findings dismissed earlier")
-    reused = [f.path for f in files if f.reused]
-    if reused and len(reused) < len(files):
-        notes.append(
-            f"{len(files) - len(reused)} file(s) new or changed since the last review; "
-            f"{len(reused)} unchanged, taken from it"
-        )
-    return ReviewReport(
-        target=target.get("display", ""),
-        thread_id=values.get("thread_id", ""),
-        head_sha=target.get("head_sha", ""),
-        base_sha=target.get("base_sha", ""),
-        title=target.get("title", ""),
-        resumed=resumed,
-        resumed_from=done_before,
-        files_total=values.get("files_total", len(plan_paths)),
-        files=files,
-        skipped=[Skipped.model_validate(s) for s in skipped],
-        model_calls=reviewer.calls,
-        model_calls_total=values.get("model_calls", 0),
-        cost_usd=_total_cost(files),
-        reviewer=reviewer.name,
-        offline=offline,
-        backend=backend,
-        user=values.get("user"),
-        preferences=values.get("preferences") or {},
-        notes=notes,
-        posted=values.get("posted"),
-    )

@@ -149,9 +149,7 @@ def test_injection_in_the_diff_cannot_close_the_fence(fake: FakeOpenAI) -> None:
 
 
 def test_server_errors_are_retried_and_every_attempt_counted(fake: FakeOpenAI) -> None:
-    fake.script(
-        Behaviour.error(500, retry_after=0.01), Behaviour.error(503, retry_after=0.01), path=PATH
-    )
+    fake.script(Behaviour.error(500, retry_after=0.01), Behaviour.error(503, retry_after=0.01), path=PATH)
     result = reviewer_for(fake).review(request())
     assert [c.line for c in result.comments] == [2]
     assert fake.calls_for(PATH) == 3
@@ -227,10 +225,21 @@ def test_odd_comments_are_salvaged_not_fatal(fake: FakeOpenAI) -> None:
     fake.script(Behaviour.reply(answer), path=PATH)
     result = reviewer_for(fake).review(request())
     assert result.model_calls == 1  # salvageable: no repair turn
-    assert [(c.line, c.severity) for c in result.comments] == [(3, "error"), (6, "info")]
+    # anchorable ones first; those outside the diff stay findings, with their severity (the
+    # graph keeps them for the review body)
+    assert [(c.line, c.severity) for c in result.comments][:4] == [
+        (3, "error"),
+        (6, "info"),
+        (0, "warning"),
+        (99, "info"),
+    ]
     assert result.comments[0].body == "Secret read hid."
     assert "review-agent:" not in result.summary and "<!--" not in result.summary
-    assert "Whole-file remark." in result.summary and "line 99: Outside the diff." in result.summary
+    assert [c.body for c in result.comments[2:]] == [
+        "Whole-file remark.",
+        "Outside the diff.",
+        "not even an object",
+    ]
 
 
 def test_json_in_message_text_is_accepted(fake: FakeOpenAI) -> None:
@@ -317,9 +326,7 @@ def test_fake_serves_json_schema_style_too(fake: FakeOpenAI) -> None:
 
 
 def test_fake_answers_models_and_its_own_report(fake: FakeOpenAI) -> None:
-    req = urllib.request.Request(
-        f"{fake.base_url}/models", headers={"Authorization": f"Bearer {KEY}"}
-    )
+    req = urllib.request.Request(f"{fake.base_url}/models", headers={"Authorization": f"Bearer {KEY}"})
     with urllib.request.urlopen(req, timeout=5) as response:
         assert "fake-model" in [m["id"] for m in json.load(response)["data"]]
     reviewer_for(fake).review(request())

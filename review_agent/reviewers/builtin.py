@@ -994,7 +994,11 @@ class BuiltinReviewer:
             return self._review(request)
         except Exception:  # the port's contract: no exception on odd content
             log.exception("built-in review failed for %s", getattr(request, "path", "?"))
-            return ReviewResult(summary="The built-in checks could not analyse this file.", comments=[])
+            return ReviewResult(
+                summary="The built-in checks could not analyse this file.",
+                comments=[],
+                failed="the built-in checks crashed on this file",
+            )
 
     # -- internals
 

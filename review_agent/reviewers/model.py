@@ -45,7 +45,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import ValidationError
 
 from review_agent.errors import BadInput, ServiceUnavailable
-from review_agent.patches import ParsedPatch, fold_into_summary, split_anchored
+from review_agent.patches import ParsedPatch, split_anchored
 from review_agent.redaction import redact_known, redact_url
 from review_agent.reviewers.base import ReviewRequest, ReviewResult
 from review_agent.state.schemas import Comment, ModelReview, Usage
@@ -570,7 +570,9 @@ def _read_review(payload: Any, patch: ParsedPatch) -> tuple[str, list[Comment]]:
         anchored, stray = anchored[:MAX_COMMENTS], [*anchored[MAX_COMMENTS:], *stray]
     if not summary:
         summary = "No summary given." if anchored or stray else "No issues found."
-    return fold_into_summary(summary, stray), anchored
+    # findings on lines outside the diff stay findings (with their severity): the graph keeps
+    # them apart from the inline ones, for the review body
+    return summary, [*anchored, *stray[:MAX_COMMENTS]]
 
 
 _WORDS = re.compile(r"[a-z0-9]+")
@@ -697,6 +699,7 @@ class ModelReviewer:
                     comments=[],
                     model_calls=counter.n,
                     usage=usage,
+                    failed="the model server refused the prompt (too large for its context, or filtered)",
                 )
             usage = Usage(
                 input_tokens=usage.input_tokens + attempt.usage.input_tokens,
@@ -725,6 +728,7 @@ class ModelReviewer:
             comments=[],
             model_calls=counter.n,
             usage=usage,
+            failed=f"the model's answer could not be parsed ({self._scrub(problem)[:200]})",
         )
 
     def _ask(self, messages: list[BaseMessage], counter: _Counter) -> _Attempt | None:
