@@ -71,6 +71,7 @@ from review_agent.graph import GraphPorts, build_graph
 from review_agent.patches import parse_patch
 from review_agent.reviewers.base import ReviewRequest
 from review_agent.state.schemas import FileReview
+from review_agent.storage.results import ReviewResults
 
 ALL_BACKENDS = ("none", "memory", "sqlite", "postgres", "postgres+redis")
 DATABASES = ("sqlite", "postgres", "postgres+redis")
@@ -422,7 +423,12 @@ def run_once(backend: Backend, state: str, files: int) -> Run:
     store = backend.fresh_store()
     if state == "ours":
         ports = GraphPorts(
-            source=source, reviewer=reviewer, target=source.resolve(), thread_id=thread_id, concurrency=1
+            source=source,
+            reviewer=reviewer,
+            results=ReviewResults(store),
+            target=source.resolve(),
+            thread_id=thread_id,
+            concurrency=1,
         )
         graph = build_graph(ports, backend.checkpointer, store)
         graph_input: Any = {"thread_id": thread_id}

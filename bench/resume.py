@@ -121,10 +121,13 @@ def config_for(job: Job) -> dict[str, Any]:
     return {"configurable": {"thread_id": job.thread_id}, "recursion_limit": 2 * job.files + 20}
 
 
-def ports_for(job: Job, source: SyntheticSource, reviewer: Any, stop: threading.Event | None) -> GraphPorts:
+def ports_for(
+    job: Job, source: SyntheticSource, reviewer: Any, stop: threading.Event | None, store: Any
+) -> GraphPorts:
     return GraphPorts(
         source=source,
         reviewer=reviewer,
+        results=ReviewResults(store),
         target=source.resolve(),
         thread_id=job.thread_id,
         concurrency=1,
@@ -137,7 +140,7 @@ def first_run(job: Job) -> int:
     source = SyntheticSource(job.files, salt=job.salt)
     with open_place(job.place()) as storage:
         graph = build_graph(
-            ports_for(job, source, CrashingReviewer(job.files // 2), None),
+            ports_for(job, source, CrashingReviewer(job.files // 2), None, storage.store),
             storage.checkpointer,
             storage.store,
         )
@@ -173,7 +176,7 @@ def trial(job: Job) -> dict[str, Any]:
         # run_review's order: is this a new thread? then build the graph, then read its state
         new_thread = storage.checkpointer.get_tuple({"configurable": {"thread_id": job.thread_id}}) is None
         marks["tuple"] = time.perf_counter()
-        ports = ports_for(job, source, InstantReviewer(), probe)
+        ports = ports_for(job, source, InstantReviewer(), probe, storage.store)
         graph = build_graph(ports, storage.checkpointer, storage.store)
         marks["graph"] = time.perf_counter()
         snapshot = graph.get_state(config)

@@ -83,8 +83,8 @@ from rich.console import Console
 
 from review_agent.config import Settings
 from review_agent.console import PlainListener
-from review_agent.errors import BadInput, ReviewAgentError
-from review_agent.publish.report import ReviewReport, render
+from review_agent.errors import BadInput, FilesFailed, ReviewAgentError
+from review_agent.publish.report import ReviewReport, files_failed_message, render
 from review_agent.redaction import redact_known
 from review_agent.state.schemas import SEVERITY_ORDER
 from review_agent.textsafe import md_text, printable, printable_block
@@ -578,6 +578,8 @@ def _run(env: Mapping[str, str], out: _Redacting) -> int:
         except OSError as exc:
             out.write(f"::warning::cannot write the step outputs: {escape_data(exc.strerror or str(exc))}\n")
 
+    if report.failed:
+        return _fail(out, files_failed_message(report), FilesFailed.exit_code)
     over = findings_at_or_above(report, inputs.fail_on)
     if over:
         return _fail(

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from review_agent import __version__
-from review_agent.config import Settings
+from review_agent.config import Settings, load_settings
 from review_agent.console import make_listener, stderr_console
-from review_agent.errors import Interrupted, ReviewAgentError
-from review_agent.publish.report import render
+from review_agent.errors import FilesFailed, Interrupted, ReviewAgentError
+from review_agent.publish.report import files_failed_message, render
 from review_agent.redaction import RedactingFilter
 from review_agent.textsafe import printable
 from review_agent.wording import plural
@@ -63,9 +63,16 @@ def _review_event(value: str) -> str:
     return event
 
 
+# --env-file, a global option: the .env of the user's choosing (never the working directory's)
+_ENV_FILE: list[Path] = []
+
+
 def _settings(**overrides: object) -> Settings:
+    explicit = _ENV_FILE[-1] if _ENV_FILE else None
+    if explicit is not None and not explicit.is_file():
+        _fail(f"--env-file {explicit}: no such file", 2)
     try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = load_settings(explicit, **overrides)
     except Exception as exc:  # pydantic's ValidationError: a bad environment value
         _fail(f"invalid configuration: {exc}", 2)
     handler = logging.StreamHandler(sys.stderr)
@@ -140,8 +147,18 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            help="Read settings from this .env file. Without it: $REVIEW_AGENT_HOME/.env or the "
+            "config directory's .env. A .env in the working directory (the repository under "
+            "review) is never read.",
+        ),
+    ] = None,
 ) -> None:
-    pass
+    if env_file is not None:
+        _ENV_FILE.append(env_file)
 
 
 TargetArg = Annotated[
@@ -228,6 +245,7 @@ def review(
         post=post,
         wait=wait,
         max_cost=max_cost,
+        max_cost_text=f"${max_cost:g}" if max_cost is not None else None,
         max_files=max_files,
         review_event=event,
         stop=_graceful_stop(),
@@ -247,6 +265,8 @@ def review(
         err.print(f"report written to {printable(str(output))}", highlight=False, markup=False)
     else:
         sys.stdout.write(text)
+    if report.failed:
+        _fail(files_failed_message(report), FilesFailed.exit_code)
 
 
 FromStepOpt = Annotated[

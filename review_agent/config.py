@@ -1,4 +1,10 @@
-"""Settings from flags > environment > .env, with pydantic-settings.
+"""Settings from flags > environment > a ``.env`` file of the user's, with pydantic-settings.
+
+The ``.env`` is never the working directory's: ``review-agent review .`` runs inside the
+repository under review, and a ``.env`` there is the repository's, written by whoever wrote the
+change — it could point ``OPENAI_BASE_URL`` at a server of theirs and receive the user's own API
+key. So a ``.env`` is read only from ``REVIEW_AGENT_HOME``, the platform's config directory for
+review-agent, or an explicit ``--env-file``.
 
 Secrets are ``SecretStr`` so that printing a settings object, logging it or putting it in an
 exception never shows them; they are unwrapped only where a client is built.
@@ -6,6 +12,7 @@ exception never shows them; they are unwrapped only where a client is built.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -20,8 +27,25 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("review-agent", appauthor=False))
 
 
+def config_dir() -> Path:
+    return Path(platformdirs.user_config_dir("review-agent", appauthor=False))
+
+
+def user_env_file(explicit: Path | None = None) -> Path | None:
+    """The ``.env`` to read: ``explicit`` (``--env-file``), else ``$REVIEW_AGENT_HOME/.env``,
+    else the config directory's, whichever exists first; never one in the working directory."""
+    if explicit is not None:
+        return explicit
+    home = Path(os.environ["REVIEW_AGENT_HOME"]) if os.environ.get("REVIEW_AGENT_HOME") else default_home()
+    for candidate in (home / ".env", config_dir() / ".env"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # no env_file here: which .env is read is decided by user_env_file(), passed as _env_file
+    model_config = SettingsConfigDict(env_file=None, env_file_encoding="utf-8", extra="ignore")
 
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
@@ -57,3 +81,10 @@ class Settings(BaseSettings):
             if s is not None and s.get_secret_value():
                 out.append(s.get_secret_value())
         return out
+
+
+def load_settings(env_file: Path | None = None, **overrides: object) -> Settings:
+    """Settings for a command: flags (``overrides``) over the environment over the user's
+    ``.env`` (see ``user_env_file``)."""
+    chosen = user_env_file(env_file)
+    return Settings(_env_file=chosen, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[call-arg]

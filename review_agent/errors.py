@@ -23,6 +23,13 @@ class ServiceUnavailable(ReviewAgentError):
     exit_code = 3
 
 
+class FilesFailed(ReviewAgentError):
+    """Some files could not be reviewed (the model's answer was unreadable, a check crashed).
+    Everything else is saved, and posted when asked; the next run retries those files."""
+
+    exit_code = 3
+
+
 class Interrupted(ReviewAgentError):
     exit_code = 130
 

@@ -1,9 +1,10 @@
-"""One review run: assemble the source, reviewer, storage and publisher, and run the graph.
+"""One review run, in three parts: **assemble** what the review is made of (the source, its
+resolved target and files, the reviewer, the user) — everything that can reject the input, before
+any storage is opened, so a bad input never leaves a half-written checkpoint; **run** the graph on
+the review's thread (a new review, a resume after a crash, or a new walk over the files a saved
+review still lacks); **finish** with the report.
 
-Everything a terminal is not needed for lives here (and in ``views`` for status and history), so
-tests call it directly. Order matters for
-the promise "a bad input never leaves a half-written checkpoint": the target is resolved and its
-files listed *before* storage is opened and the graph runs.
+Everything a terminal is not needed for lives here, so tests call it directly.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from review_agent.config import Settings
 from review_agent.errors import BadInput, Interrupted
 from review_agent.graph import GraphPorts, build_graph
-from review_agent.graph.build import is_posted
+from review_agent.graph.build import first_to_review, is_posted, window_size
+from review_agent.graph.file_review import is_done
 from review_agent.memory_hooks import (
     learn_from_dismissals,
     learning_scopes,
@@ -28,16 +30,16 @@ from review_agent.memory_hooks import (
     recaller,
 )
 from review_agent.publish.base import Publisher
-from review_agent.publish.report import ReviewReport
+from review_agent.publish.report import ReviewReport, build_report
 from review_agent.reviewers.base import Reviewer, ReviewRequest, ReviewResult
 from review_agent.reviewers.pricing import cost_of, parse_price, price_for
 from review_agent.sources.base import ResolvedTarget, Source
 from review_agent.sources.factory import build_source
 from review_agent.sources.local import LocalGitSource
 from review_agent.state.identity import fork_thread_id, thread_id_for
-from review_agent.state.schemas import FileReview, Skipped, Usage
+from review_agent.state.schemas import Usage
 from review_agent.storage.audit import FRESH, AuditRun
-from review_agent.storage.factory import open_storage
+from review_agent.storage.factory import Storage, open_storage
 from review_agent.storage.lease import thread_lease
 from review_agent.storage.results import ReviewResults
 from review_agent.timetravel import fork_config, fork_thread
@@ -61,7 +63,8 @@ class ReviewOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     post: bool = False
     max_cost: float | None = None  # USD over the review's life; stop with state saved beyond it
-    max_files: int | None = None  # review at most this many files; the rest are skipped, said
+    # send at most this many files to the reviewer in this run; the rest wait for a later run
+    max_files: int | None = None
     review_event: str = "COMMENT"  # only this flag may approve or request changes, never the model
     wait: float = 0.0  # seconds to wait for another process that holds this review
     stop: threading.Event | None = None  # set on SIGINT/SIGTERM: finish the files in flight, stop
@@ -167,143 +170,306 @@ def _validate(options: ReviewOptions) -> None:
         raise BadInput("--max-files must be at least 1")
     if options.review_event not in REVIEW_EVENTS:
         raise BadInput(f"--event must be one of {', '.join(sorted(REVIEW_EVENTS))}")
+    if options.review_event != "COMMENT" and not options.post:
+        raise BadInput("--event approve/request-changes needs --post: without it nothing is published")
 
 
-def run_review(
-    options: ReviewOptions, settings: Settings, listener: ProgressListener | None = None
-) -> ReviewReport:
-    listener = listener or SilentListener()
+# -- assemble ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Assembled:
+    """What a review is made of, known before any storage is opened."""
+
+    source: Source
+    target: ResolvedTarget
+    files_listed: int
+    thread_id: str
+    user: str | None
+    reviewer: CountingReviewer
+    offline: bool
+    load_preferences: Callable[..., dict[str, Any]]
+    repository_uri: str
+    source_thread: str | None = None  # --from-step: the review this one is forked from
+
+
+def assemble(options: ReviewOptions, settings: Settings) -> Assembled:
+    """Everything that can reject the input, before storage is opened: the target resolves, its
+    files list, the reviewer can be built."""
     _validate(options)
-    # Everything that can reject the input happens before storage is opened.
     source = build_source(options.target, settings, options.base, options.head, github=options.github)
     if options.post and resolved_kind(source) != "github":
         raise BadInput("--post needs a pull request URL; a local review is only reported")
     resolved = source.resolve()
     files = source.list_files()
-    thread_id = thread_id_for(resolved)
+    repo_config, config_problem = read_repo_config(source)
+    thread_id, source_thread = thread_id_for(resolved), None
     if options.from_step is not None:
         source_thread, thread_id = thread_id, fork_thread_id(thread_id, options.from_step)
-    user = options.user or default_user(resolved)
-    repo_config, config_problem = read_repo_config(source)
-    reviewer = CountingReviewer(build_reviewer(settings, options.model or repo_config.model))
-    offline = not settings.model_configured
-    repository = repository_uri(source, resolved)
-    with (
-        thread_lease(settings, thread_id, options.wait, on_wait=listener.info),
-        open_storage(settings) as storage,
-        ExitStack() as run,
-    ):
-        results = ReviewResults(storage.store)
+    return Assembled(
+        source=source,
+        target=resolved,
+        files_listed=len(files),
+        thread_id=thread_id,
+        source_thread=source_thread,
+        repository_uri=repository_uri(source, resolved),
+        user=options.user or default_user(resolved),
+        reviewer=CountingReviewer(build_reviewer(settings, options.model or repo_config.model)),
+        offline=not settings.model_configured,
+        load_preferences=preference_loader(repo_config, config_problem),
+    )
+
+
+def run_review(
+    options: ReviewOptions, settings: Settings, listener: ProgressListener | None = None
+) -> ReviewReport:
+    """Review a change, or resume its review. Returns the report; a report with failed files is
+    returned too (the caller decides the exit code: files that could not be reviewed are exit 3)."""
+    listener = listener or SilentListener()
+    job = assemble(options, settings)
+    lease = thread_lease(settings, job.thread_id, options.wait, on_wait=listener.info)
+    with lease, open_storage(settings) as storage, ExitStack() as stack:
         if options.from_step is not None:
-            fork_thread(storage, source_thread, options.from_step, fresh=options.fresh)
-            listener.info(f"Fork of step {options.from_step}: {thread_id}")
+            assert job.source_thread is not None
+            fork_thread(storage, job.source_thread, options.from_step, fresh=options.fresh)
+            listener.info(f"Fork of step {options.from_step}: {job.thread_id}")
         elif options.fresh:
-            storage.checkpointer.delete_thread(thread_id)
-            results.delete_thread(thread_id)
-            storage.audit.record(thread_id, None, FRESH)
-        audit = run.enter_context(
-            storage.audit.run(thread_id, **_run_facts(options, user, reviewer, resolved))
-        )
+            storage.checkpointer.delete_thread(job.thread_id)
+            ReviewResults(storage.store).delete_thread(job.thread_id)
+            storage.audit.record(job.thread_id, None, FRESH)
+            listener.info("--fresh: saved progress discarded; every file is sent to the reviewer again")
+        audit = stack.enter_context(storage.audit.run(job.thread_id, **_run_facts(options, job)))
+        return ReviewRun(job, options, settings, storage, listener, audit).execute()
+
+
+# -- run -----------------------------------------------------------------------------------------
+
+
+class ReviewRun:
+    """One run of the graph on a review's thread, and the report it ends with."""
+
+    def __init__(
+        self,
+        job: Assembled,
+        options: ReviewOptions,
+        settings: Settings,
+        storage: Storage,
+        listener: ProgressListener,
+        audit: AuditRun,
+    ) -> None:
+        self.job, self.options, self.storage, self.listener = job, options, storage, listener
+        self.audit = audit
+        self.results = ReviewResults(storage.store)
+        new_thread = storage.checkpointer.get_tuple(_config(job.thread_id, 0)) is None
+        if job.target.kind == "github" and new_thread:
+            # before the recall is built: what people dismissed is part of this review's memory
+            learn_from_dismissals(job.source, storage.learnings(), job.target, listener)
+        self.ports = self._ports(settings)
+        self.graph = build_graph(self.ports, storage.checkpointer, storage.store)
+        self.config = _config(job.thread_id, job.files_listed, options.concurrency)
+
+    def _ports(self, settings: Settings) -> GraphPorts:
+        job, options, listener = self.job, self.options, self.listener
         ports = GraphPorts(
-            source=source,
-            reviewer=reviewer,
-            target=resolved,
-            thread_id=thread_id,
-            user=user,
+            source=job.source,
+            reviewer=job.reviewer,
+            results=self.results,
+            target=job.target,
+            thread_id=job.thread_id,
+            user=job.user,
             concurrency=options.concurrency,
-            load_preferences=preference_loader(repo_config, config_problem),
+            load_preferences=job.load_preferences,
             stop=options.stop,
-            price=pricer(settings, reviewer.name),
+            price=pricer(settings, job.reviewer.name),
             max_cost=options.max_cost,
+            run_cap=options.max_files,
+            fresh=options.fresh,
             retry_interval=settings.retry_interval,
-            plan_options={"max_files": options.max_files} if options.max_files else {},
         )
-        new_thread = storage.checkpointer.get_tuple(_config(thread_id, 0)) is None
-        if resolved.kind == "github" and new_thread:
-            learn_from_dismissals(source, storage.learnings(), resolved, listener)
-        scopes = learning_scopes(user, resolved)
+        scopes = learning_scopes(job.user, job.target)
         if scopes:
-            learnings = storage.learnings()
+            learnings = self.storage.learnings()
             ports.recall = recaller(learnings, scopes)
             ports.similarity = learnings.similarity
-
-        def report_of(values: dict[str, Any], resumed: bool = False, done_before: int = 0) -> ReviewReport:
-            return build_report(
-                values,
-                results.list(thread_id),
-                *results.get_plan(thread_id),
-                backend=storage.backend,
-                reviewer=reviewer,
-                resumed=resumed,
-                done_before=done_before,
-                offline=offline,
-                repository_uri=repository,
-            )
-
         if options.post:
-            ports.publish = _publisher(source, report_of, options.review_event, listener, audit)
-        graph = build_graph(ports, storage.checkpointer, storage.store)
-        config = _config(thread_id, len(files), options.concurrency)
-        snapshot = graph.get_state(config)
+            ports.publish = _publisher(job.source, self.report, options.review_event, listener, self.audit)
+        return ports
+
+    def execute(self) -> ReviewReport:
+        job, listener = self.job, self.listener
+        snapshot = self.graph.get_state(self.config)
         values = snapshot.values or {}
-        resumed = bool(values)
-        done_before = results.count(thread_id) if resumed else 0
-        if values.get("finished"):
-            total = values.get("files_total", 0)
+        if not values:
+            self._drive({"thread_id": job.thread_id}, resumed=False, done_before=0)
+            return self.report(self._values(), resumed=False)
+        if snapshot.next:  # stopped mid-walk: a crash, a kill, an interrupt, a budget
+            done_before = self._done_count()
+            total = values.get("files_total", job.files_listed)
+            if values.get("finished"):  # every file was saved; it stopped before or while posting
+                listener.info(f"Already reviewed: {done_before}/{total} files done; finishing")
+            elif not (snapshot.metadata or {}).get("forked_from"):
+                listener.info(resuming_message(done_before, total))
+            self._drive(None, resumed=True, done_before=done_before, fork=snapshot)
+            return self.report(self._values(), resumed=True, done_before=done_before)
+        return self._walk_again_or_finish(values)
+
+    def _walk_again_or_finish(self, values: dict[str, Any]) -> ReviewReport:
+        """A saved review whose graph ran to its end. Walk again over the files it still lacks
+        for this run's reviewer — failed, reviewed by another reviewer or model, or never reached
+        (an earlier run's --max-files) — or, when there are none, post what was not posted."""
+        job, listener = self.job, self.listener
+        plan = self.results.get_plan(job.thread_id)[0]
+        saved = self.results.list(job.thread_id)
+        start_at = first_to_review(plan, saved, job.reviewer)
+        total = values.get("files_total", len(plan))
+        if start_at is None:
             listener.info(f"Already reviewed: {total}/{total} files done (use --fresh to start over)")
-            if ports.publish is not None and not is_posted(values.get("posted")):
+            if self.ports.publish is not None and not is_posted(values.get("posted")):
                 # every file was saved, but the run stopped before (or while) posting
-                graph.update_state(config, {"posted": ports.publish(dict(values))}, as_node="publish")
+                posted = self.ports.publish(dict(values))
+                self.graph.update_state(self.config, {"posted": posted}, as_node="publish")
+            return self.report(self._values(), resumed=True, done_before=total)
+        done_before = self._done_count()
+        listener.info(_walk_again_message(plan[start_at:], saved, job.reviewer.name, done_before, total))
+        window = window_size(self.options.concurrency)
+        self.graph.update_state(
+            self.config,
+            {
+                "cursor": start_at,
+                "batch": [e["path"] for e in plan[start_at : start_at + window]],
+                "last_done": [],
+                "finished": False,
+                "capped": False,
+                "posted": None,
+            },
+            as_node="plan",
+        )
+        self._drive(None, resumed=True, done_before=done_before)
+        return self.report(self._values(), resumed=True, done_before=done_before)
+
+    def _values(self) -> dict[str, Any]:
+        return self.graph.get_state(self.config).values or {}
+
+    def _done_count(self) -> int:
+        return sum(1 for r in self.results.list(self.job.thread_id).values() if is_done(r, self.job.reviewer))
+
+    def _drive(
+        self, graph_input: dict[str, Any] | None, *, resumed: bool, done_before: int, fork: Any = None
+    ) -> None:
+        """Run the graph to its end, telling the listener and the audit log about each file; on a
+        failure that reviewed nothing in a new review, leave no checkpoint behind."""
+        job, listener, audit = self.job, self.listener, self.audit
+        values = self._values()
+        listener.begin(
+            total=values.get("files_total", 0) if resumed else 0,
+            done=done_before,
+            resumed=resumed,
+            offline=job.offline,
+            reviewer=job.reviewer.name,
+        )
+        # files already counted as done when this run began: a re-executed step reports them again
+        counted = {p for p, r in self.results.list(job.thread_id).items() if r.ok} if resumed else set()
+        config = self.config
+        if fork is not None and (fork.metadata or {}).get("forked_from"):
+            # a new fork runs from its copied checkpoint's id: LangGraph's time travel (get_state
+            # keeps the plain config, or it would read the old checkpoint)
+            start = fork_config(job.thread_id, self.storage).get("configurable", {})
+            config = {**config, "configurable": {**config["configurable"], **start}}
+        try:
+            for mode, chunk in self.graph.stream(
+                graph_input, config, stream_mode=["updates", "custom"], durability="sync"
+            ):
+                if mode == "updates" and isinstance(chunk, dict) and "plan" in chunk:
+                    update = chunk["plan"] or {}
+                    audit.planned(update.get("files_total", 0), self.results.get_plan(job.thread_id)[1])
+                    listener.begin(
+                        total=update.get("files_total", 0), done=0, resumed=False, offline=False, reviewer=""
+                    )
+                elif mode == "custom" and isinstance(chunk, dict) and "file_done" in chunk:
+                    self._file_event(chunk, counted)
+        except Interrupted:
+            done = self._done_count()
+            total = self._values().get("files_total", job.files_listed)
+            audit.end_data = {"files_done": done, "files_total": total}
+            raise Interrupted(
+                f"stopped: {done}/{total} files saved; rerun the same command to resume"
+            ) from None
+        except BaseException:
+            if not resumed and not self.results.list(job.thread_id):
+                # nothing was reviewed: leave no checkpoint that would make the next run believe
+                # it had started
+                self.storage.checkpointer.delete_thread(job.thread_id)
+            raise
+
+    def _file_event(self, event: dict[str, Any], counted: set[str]) -> None:
+        path, how = event["file_done"], event.get("how")
+        if path in counted:
+            return
+        if how == "failed":
+            reason = event.get("error") or "the review failed"
+            self.listener.info(f"{path}: not reviewed: {reason}")
+            self.audit.file_failed(path, reason)
         else:
-            if resumed:
-                listener.info(resuming_message(done_before, values.get("files_total")))
-            listener.begin(
-                total=values.get("files_total", 0) if resumed else 0,
-                done=done_before,
-                resumed=resumed,
-                offline=offline,
-                reviewer=reviewer.name,
+            self.audit.file_done(
+                path,
+                comments=event["comments"],
+                reused=event["reused"],
+                reviewer=None if how == "reused" else event.get("reviewer"),
+                reused_from=event.get("reused_from"),
             )
-            try:
-                saved = set(results.list(thread_id)) if resumed else set()
-                # a new fork runs from its copied checkpoint's id: LangGraph's time travel
-                start = (
-                    fork_config(thread_id, storage) if (snapshot.metadata or {}).get("forked_from") else {}
-                )
-                run_config = {
-                    **config,
-                    "configurable": {**config["configurable"], **start.get("configurable", {})},
-                }
-                graph_input = None if snapshot.next else {"thread_id": thread_id}
-                _drive(graph, graph_input, run_config, listener, saved, audit, reviewer.name, results)
-            except Interrupted:
-                done = results.count(thread_id)
-                total = graph.get_state(config).values.get("files_total", len(files))
-                audit.end_data = {"files_done": done, "files_total": total}
-                raise Interrupted(
-                    f"stopped: {done}/{total} files saved; rerun the same command to resume"
-                ) from None
-            except BaseException:
-                if not resumed and results.count(thread_id) == 0:
-                    # nothing was reviewed: leave no checkpoint that would make the next run
-                    # believe it had started
-                    storage.checkpointer.delete_thread(thread_id)
-                raise
-        final = graph.get_state(config).values
-        audit.end_data = {"files_done": results.count(thread_id), "files_total": final.get("files_total", 0)}
-        return report_of(final, resumed, done_before)
+        self.listener.file_done(path, reused=event["reused"], comments=event["comments"])
+
+    # -- finish ----------------------------------------------------------------------------------
+
+    def report(self, values: dict[str, Any], resumed: bool = False, done_before: int = 0) -> ReviewReport:
+        plan, skipped = self.results.get_plan(self.job.thread_id)
+        cap = self.options.max_files
+        self.audit.end_data = {"files_done": self._done_count(), "files_total": values.get("files_total", 0)}
+        return build_report(
+            values,
+            self.results.list(self.job.thread_id),
+            plan,
+            skipped,
+            backend=self.storage.backend,
+            reviewer=self.job.reviewer.name,
+            model_calls=self.job.reviewer.calls,
+            resumed=resumed,
+            done_before=done_before,
+            offline=self.job.offline,
+            repository_uri=self.job.repository_uri,
+            not_reached_reason=(
+                f"not reviewed in this run (--max-files {cap}); rerun without it to review this file"
+                if cap and values.get("capped")
+                else None
+            ),
+        )
 
 
-def _run_facts(
-    options: ReviewOptions, user: str | None, reviewer: Reviewer, target: ResolvedTarget
-) -> dict[str, Any]:
+def _walk_again_message(
+    todo: list[dict[str, Any]], saved: dict[str, Any], reviewer: str, done: int, total: int
+) -> str:
+    failed = sum(1 for e in todo if (r := saved.get(e["path"])) is not None and not r.ok)
+    other = sum(
+        1 for e in todo if (r := saved.get(e["path"])) is not None and r.ok and r.reviewer != reviewer
+    )
+    never = sum(1 for e in todo if e["path"] not in saved)
+    parts = [
+        f"{failed} failed" if failed else "",
+        f"{other} reviewed by another reviewer than {reviewer}" if other else "",
+        f"{never} not reviewed yet" if never else "",
+    ]
+    why = ", ".join(p for p in parts if p)
+    return f"Continuing: {done}/{total} files done; reviewing the rest ({why})"
+
+
+def _run_facts(options: ReviewOptions, job: Assembled) -> dict[str, Any]:
     """What the audit log says of a run's start: names and options, never a secret."""
     return {
-        "user": user,
-        "reviewer": reviewer.name,
+        "user": job.user,
+        "reviewer": job.reviewer.name,
         "model": options.model,
-        "target": target.display,
-        "head_sha": target.head_sha,
+        "target": job.target.display,
+        "head_sha": job.target.head_sha,
         "options": {
             "concurrency": options.concurrency,
             "post": options.post,
@@ -353,97 +519,3 @@ def _publisher(
         return result.model_dump(mode="json")
 
     return publish
-
-
-def _drive(
-    graph,
-    graph_input,
-    config,
-    listener: ProgressListener,
-    saved: set[str],
-    audit: AuditRun,
-    reviewer: str,
-    results: ReviewResults,
-) -> None:
-    """Run the graph, telling the listener about each file. ``saved``: files already counted as
-    done when this run resumed (a re-executed step reports them again; they are not new)."""
-    for mode, chunk in graph.stream(
-        graph_input, config, stream_mode=["updates", "custom"], durability="sync"
-    ):
-        if mode == "updates" and isinstance(chunk, dict) and "plan" in chunk:
-            update = chunk["plan"] or {}
-            audit.planned(
-                update.get("files_total", 0), results.get_plan(config["configurable"]["thread_id"])[1]
-            )
-            listener.begin(
-                total=update.get("files_total", 0), done=0, resumed=False, offline=False, reviewer=""
-            )
-        elif mode == "custom" and isinstance(chunk, dict) and "file_done" in chunk:
-            if chunk["file_done"] in saved:
-                continue
-            listener.file_done(chunk["file_done"], reused=chunk["reused"], comments=chunk["comments"])
-            audit.file_done(
-                chunk["file_done"],
-                comments=chunk["comments"],
-                reused=chunk["reused"],
-                reviewer=None if chunk["reused"] else reviewer,
-                reused_from=chunk.get("reused_from"),
-            )
-
-
-def _total_cost(files: list[FileReview]) -> float | None:
-    costs = [f.cost_usd for f in files if f.model_calls or f.cost_usd]
-    if any(c is None for c in costs):
-        return None
-    return round(sum(c for c in costs if c is not None), 6)
-
-
-def build_report(
-    values: dict[str, Any],
-    reviews: dict[str, FileReview],
-    plan: list[dict[str, Any]],
-    skipped: list[dict[str, Any]],
-    *,
-    backend: str,
-    reviewer: CountingReviewer,
-    resumed: bool,
-    done_before: int,
-    offline: bool,
-    repository_uri: str = "",
-) -> ReviewReport:
-    target = values.get("target") or {}
-    plan_paths = [p["path"] for p in plan]
-    files = [reviews[p] for p in plan_paths if p in reviews]
-    notes = list(target.get("notes") or []) + list(values.get("notes") or [])
-    suppressed = sum(f.suppressed for f in files)
-    if suppressed:
-        notes.append(f"{plural(suppressed, 'finding')} dropped: they match findings dismissed earlier")
-    reused = [f.path for f in files if f.reused]
-    if reused and len(reused) < len(files):
-        notes.append(
-            f"{plural(len(files) - len(reused), 'file')} new or changed since the last review; "
-            f"{len(reused)} unchanged, taken from it"
-        )
-    return ReviewReport(
-        target=target.get("display", ""),
-        thread_id=values.get("thread_id", ""),
-        head_sha=target.get("head_sha", ""),
-        base_sha=target.get("base_sha", ""),
-        title=target.get("title", ""),
-        resumed=resumed,
-        resumed_from=done_before,
-        files_total=values.get("files_total", len(plan_paths)),
-        files=files,
-        skipped=[Skipped.model_validate(s) for s in skipped],
-        model_calls=reviewer.calls,
-        model_calls_total=values.get("model_calls", 0),
-        cost_usd=_total_cost(files),
-        reviewer=reviewer.name,
-        offline=offline,
-        backend=backend,
-        user=values.get("user"),
-        preferences=values.get("preferences") or {},
-        notes=notes,
-        posted=values.get("posted"),
-        repository_uri=repository_uri,
-    )

@@ -27,11 +27,20 @@ ENV_VARS = (
 )
 
 
+def _developer_setting(var: str) -> bool:
+    """A setting of the developer's own shell that must not reach a test (the test suite's own
+    REVIEW_AGENT_TEST_* knobs excepted)."""
+    if var in ENV_VARS:
+        return True
+    return var.startswith("REVIEW_AGENT_") and not var.startswith("REVIEW_AGENT_TEST_")
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test sees the developer's own configuration, or a .env file of the working directory."""
-    for var in ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
+    for var in list(os.environ):
+        if _developer_setting(var):
+            monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     yield
 
@@ -86,7 +95,7 @@ def repo(tmp_path: Path) -> Path:
 
 def cli_env(**extra: str) -> dict[str, str]:
     """Environment for a `review-agent` subprocess: this interpreter's bin first on PATH."""
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env = {k: v for k, v in os.environ.items() if not _developer_setting(k)}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)

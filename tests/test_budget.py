@@ -45,17 +45,28 @@ def test_max_cost_stops_with_state_saved_and_a_rerun_continues(
     assert json.loads(r.stdout)["model_calls"] == 7
 
 
-def test_max_files_skips_the_rest_and_says_so(repo: Path, tmp_path: Path, home: Path) -> None:
-    r = run_cli(
-        ["review", str(repo), "--base", "main", "--max-files", "3", "-f", "json"],
-        {"REVIEW_AGENT_HOME": str(home)},
-        tmp_path,
-    )
+def test_max_files_caps_the_run_not_the_review(
+    repo: Path, tmp_path: Path, fake_openai: FakeOpenAI, model_env: dict[str, str]
+) -> None:
+    """Issue 10 item 5: the cap belongs to the run. The plan holds every file; a later run
+    without the cap, or with a higher one, reviews the rest and nothing twice."""
+    env = {**model_env, "REVIEW_AGENT_HOME": str(tmp_path / "home")}
+    args = ["review", str(repo), "--base", "main", "-f", "json"]
+    r = run_cli([*args, "--max-files", "3"], env, tmp_path)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert [f["path"] for f in data["files"]] == ["mod00.py", "mod01.py", "mod02.py"]
-    assert sum("over the limit of 3 files" in s["reason"] for s in data["skipped"]) == 5
-    bad = run_cli(
-        ["review", str(repo), "--base", "main", "--max-cost", "0"], {"REVIEW_AGENT_HOME": str(home)}, tmp_path
-    )
+    assert data["files_total"] == 8 and fake_openai.total_calls == 3
+    assert sum("--max-files 3" in s["reason"] for s in data["skipped"]) == 5
+    r = run_cli([*args, "--max-files", "4", "-j", "2"], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["files"]) == 7 and fake_openai.total_calls == 7
+    r = run_cli(args, env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert len(data["files"]) == 8 and data["skipped"] == [] and fake_openai.total_calls == 8
+    assert all(fake_openai.calls_for(f"mod{i:02d}.py") == 1 for i in range(8))
+    assert "Already reviewed: 8/8" in run_cli(args, env, tmp_path).stderr
+    home = {"REVIEW_AGENT_HOME": str(tmp_path / "home")}
+    bad = run_cli(["review", str(repo), "--base", "main", "--max-cost", "0"], home, tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from review_agent.config import DEFAULT_MODEL, Settings, default_home
+from review_agent.config import DEFAULT_MODEL, Settings, default_home, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ALIASES: dict[str, str] = {
@@ -109,15 +109,16 @@ def test_env_example_copied_to_dotenv_changes_nothing(
     """`cp .env.example .env` is the documented first step: it must load, review offline on
     SQLite, and leave every setting at its default (empty secrets count as unset)."""
     (tmp_path / ".env").write_text((ROOT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    settings = Settings()
+    monkeypatch.setenv("REVIEW_AGENT_HOME", str(tmp_path))
+    settings = load_settings()
+    assert settings.home == tmp_path
     assert not settings.model_configured and not settings.database_url and not settings.redis_url
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
         if name in SECRETS:
             assert value is None or (isinstance(value, SecretStr) and not value.get_secret_value())
         elif field.default_factory is not None:
-            assert value == default_home()
+            assert value in (default_home(), tmp_path)
         else:
             assert value == field.default, name
 

@@ -232,10 +232,21 @@ def test_odd_comments_are_salvaged_not_fatal(fake: FakeOpenAI) -> None:
     fake.script(Behaviour.reply(answer), path=PATH)
     result = reviewer_for(fake).review(request())
     assert result.model_calls == 1  # salvageable: no repair turn
-    assert [(c.line, c.severity) for c in result.comments] == [(3, "error"), (6, "info")]
+    # anchorable ones first; those outside the diff stay findings, with their severity (the
+    # graph keeps them for the review body)
+    assert [(c.line, c.severity) for c in result.comments][:4] == [
+        (3, "error"),
+        (6, "info"),
+        (0, "warning"),
+        (99, "info"),
+    ]
     assert result.comments[0].body == "Secret read hid."
     assert "review-agent:" not in result.summary and "<!--" not in result.summary
-    assert "Whole-file remark." in result.summary and "line 99: Outside the diff." in result.summary
+    assert [c.body for c in result.comments[2:]] == [
+        "Whole-file remark.",
+        "Outside the diff.",
+        "not even an object",
+    ]
 
 
 def test_json_in_message_text_is_accepted(fake: FakeOpenAI) -> None:

@@ -141,7 +141,7 @@ class GitHubPublisher:
         for f in report.files:
             blob = blobs.get(f.path) or f.blob_sha
             patch = anchors.get(f.path)
-            for c in f.comments:
+            for c in f.findings:  # those outside the diff too: they go to the body, not lost
                 fp = comment_fingerprint(f.path, c, blob)
                 if fp in seen:
                     continue  # the same finding twice on the same line: one comment

@@ -33,7 +33,8 @@ class ReviewReport(BaseModel):
     model_calls: int = 0  # calls made by this run
     model_calls_total: int = 0  # over the thread's life, all runs
     cost_usd: float | None = None  # of the reviews in this report; None when a price is unknown
-    reviewer: str = ""
+    reviewer: str = ""  # this run's reviewer
+    reviewers: list[str] = Field(default_factory=list)  # the reviewers whose reviews are reported
     offline: bool = False
     backend: str = ""
     user: str | None = None
@@ -46,7 +47,17 @@ class ReviewReport(BaseModel):
 
     @property
     def comment_count(self) -> int:
-        return sum(len(f.comments) for f in self.files)
+        """Every finding, inline or in the body (a finding counts wherever it lands)."""
+        return sum(len(f.findings) for f in self.files)
+
+    @property
+    def reviewed(self) -> list[FileReview]:
+        return [f for f in self.files if f.ok]
+
+    @property
+    def failed(self) -> list[FileReview]:
+        """Files whose review failed: listed with the reason, not counted as reviewed."""
+        return [f for f in self.files if not f.ok]
 
     @property
     def usage(self) -> Usage:
@@ -58,7 +69,7 @@ class ReviewReport(BaseModel):
     def severity_counts(self) -> dict[str, int]:
         counts = {k: 0 for k in SEVERITY_ORDER}
         for f in self.files:
-            for c in f.comments:
+            for c in f.findings:
                 counts[c.severity] += 1
         return counts
 
@@ -66,6 +77,8 @@ class ReviewReport(BaseModel):
 def render_json(report: ReviewReport) -> str:
     data = report.model_dump(mode="json")
     data["comment_count"] = report.comment_count
+    data["files_reviewed"] = len(report.reviewed)
+    data["files_failed"] = len(report.failed)
     data["usage"] = report.usage.model_dump()
     return dumps(data)
 
@@ -73,7 +86,9 @@ def render_json(report: ReviewReport) -> str:
 def _counts(report: ReviewReport) -> tuple[str, str]:
     """("2/3 files reviewed", "1 comment (0 error, 1 warning, 0 info)")."""
     sev = report.severity_counts()
-    files = f"{len(report.files)}/{plural(report.files_total, 'file')} reviewed"
+    files = f"{len(report.reviewed)}/{plural(report.files_total, 'file')} reviewed"
+    if report.failed:
+        files += f", {len(report.failed)} failed"
     comments = (
         f"{plural(report.comment_count, 'comment')} "
         f"({sev['error']} error, {sev['warning']} warning, {sev['info']} info)"
@@ -91,7 +106,9 @@ def _header_lines(report: ReviewReport) -> list[str]:
     title = f" — {printable(report.title)}" if report.title else ""
     lines = [f"Review of {printable(report.target)}{title}"]
     lines.append(f"head {report.head_sha[:12]}  thread {printable(report.thread_id)}")
-    who = f"reviewer {printable(report.reviewer)}" + (" (offline)" if report.offline else "")
+    involved = report.reviewers or [report.reviewer]
+    who = ("reviewers " if len(involved) > 1 else "reviewer ") + ", ".join(printable(r) for r in involved)
+    who += " (offline)" if report.offline else ""
     lines.append(f"{who}  storage {printable(report.backend)}")
     if report.user:
         lines.append(f"preferences of {printable(report.user)}: {plural(len(report.preferences), 'rule')}")
@@ -112,10 +129,18 @@ def render_text(report: ReviewReport) -> str:
     for f in report.files:
         path = printable(f.path)
         tag = " (reused)" if f.reused else ""
-        out.append(f"== {path}{tag}")
+        tag += "" if f.ok else " (FAILED: not reviewed)"
+        by = f"  [{printable(f.reviewer)}]" if f.reviewer else ""
+        out.append(f"== {path}{tag}{by}")
         out.append(_indented(f.summary, "   "))
+        if f.error:
+            out.append("   why: " + printable(f.error))
         for c in f.comments:
             where = f"{path}:{c.line} [{c.severity}] "
+            out.append("   " + where + _indented(c.body, "     ").lstrip(" "))
+        for c in f.unanchored:
+            spot = f"line {c.line}, outside the diff" if c.line > 0 else "the file"
+            where = f"{path} ({spot}) [{c.severity}] "
             out.append("   " + where + _indented(c.body, "     ").lstrip(" "))
         out.append("")
     if report.skipped:
@@ -151,20 +176,31 @@ def render_markdown(report: ReviewReport) -> str:
         out += [f"**{md_text(report.title)}**", ""]
     files, comments = _counts(report)
     out.append(
-        f"{files} · {comments} · {len(report.skipped)} skipped · reviewer {md_code(report.reviewer)}"
+        f"{files} · {comments} · {len(report.skipped)} skipped · "
+        + ("reviewers " if len(report.reviewers) > 1 else "reviewer ")
+        + ", ".join(md_code(r) for r in (report.reviewers or [report.reviewer]))
         + (" (offline)" if report.offline else "")
     )
     out.append("")
     for f in report.files:
-        out.append(f"### {md_code(f.path)}" + (" (reused)" if f.reused else ""))
+        failed = "" if f.ok else " — failed, not reviewed"
+        out.append(f"### {md_code(f.path)}" + (" (reused)" if f.reused else "") + failed)
         out.append("")
         out.append(md_block(f.summary))
+        if f.error:
+            out += ["", "Not reviewed: " + md_text(f.error)]
         out.append("")
         if f.comments:
             out.append("| line | severity | comment |")
             out.append("| ---: | --- | --- |")
             for c in f.comments:
                 out.append(f"| {c.line} | {c.severity} | {_md_cell(c.body)} |")
+            out.append("")
+        if f.unanchored:
+            out.append("Outside the diff:")
+            out.append("")
+            for c in f.unanchored:
+                out.append(f"- line {c.line} ({c.severity}): {_md_cell(c.body)}")
             out.append("")
     if report.skipped:
         out.append("<details><summary>Skipped files</summary>")
@@ -189,3 +225,79 @@ RENDERERS = {
 
 def render(report: ReviewReport, fmt: str) -> str:
     return RENDERERS[fmt](report)
+
+
+def files_failed_message(report: ReviewReport) -> str:
+    n = len(report.failed)
+    return f"{n} file{'' if n == 1 else 's'} could not be reviewed; rerun to retry them"
+
+
+def _total_cost(files: list[FileReview]) -> float | None:
+    costs = [f.cost_usd for f in files if f.model_calls or f.cost_usd]
+    if any(c is None for c in costs):
+        return None
+    return round(sum(c for c in costs if c is not None), 6)
+
+
+def build_report(
+    values: dict[str, Any],
+    reviews: dict[str, FileReview],
+    plan: list[dict[str, Any]],
+    skipped: list[dict[str, Any]],
+    *,
+    backend: str,
+    reviewer: str,
+    model_calls: int,
+    resumed: bool,
+    done_before: int,
+    offline: bool,
+    repository_uri: str = "",
+    not_reached_reason: str | None = None,
+) -> ReviewReport:
+    """The report of a review from its saved state: the final graph values, the saved per-file
+    reviews and the plan. Files of the plan that no run reached are listed as skipped, with
+    ``not_reached_reason`` (an earlier stop at this run's ``--max-files``)."""
+    target = values.get("target") or {}
+    plan_paths = [p["path"] for p in plan]
+    files = [reviews[p] for p in plan_paths if p in reviews]
+    skipped_files = [Skipped.model_validate(s) for s in skipped]
+    if not_reached_reason:
+        skipped_files += [Skipped(path=p, reason=not_reached_reason) for p in plan_paths if p not in reviews]
+    notes = list(target.get("notes") or []) + list(values.get("notes") or [])
+    suppressed = sum(f.suppressed for f in files)
+    if suppressed:
+        notes.append(f"{plural(suppressed, 'finding')} dropped: they match findings dismissed earlier")
+    reused = [f.path for f in files if f.reused]
+    if reused and len(reused) < len(files):
+        notes.append(
+            f"{plural(len(files) - len(reused), 'file')} new or changed since the last review; "
+            f"{len(reused)} unchanged, taken from it"
+        )
+    failed = [f for f in files if not f.ok]
+    if failed:
+        notes.append(f"{plural(len(failed), 'file')} could not be reviewed; rerun to retry them")
+    involved = sorted({f.reviewer for f in files if f.ok and f.reviewer and f.reviewer != "symlink"})
+    return ReviewReport(
+        target=target.get("display", ""),
+        thread_id=values.get("thread_id", ""),
+        head_sha=target.get("head_sha", ""),
+        base_sha=target.get("base_sha", ""),
+        title=target.get("title", ""),
+        resumed=resumed,
+        resumed_from=done_before,
+        files_total=values.get("files_total", len(plan_paths)),
+        files=files,
+        skipped=skipped_files,
+        model_calls=model_calls,
+        model_calls_total=values.get("model_calls", 0),
+        cost_usd=_total_cost(files),
+        reviewer=reviewer,
+        reviewers=involved or [reviewer],
+        offline=offline,
+        backend=backend,
+        user=values.get("user"),
+        preferences=values.get("preferences") or {},
+        notes=notes,
+        posted=values.get("posted"),
+        repository_uri=repository_uri,
+    )

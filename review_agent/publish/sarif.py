@@ -132,8 +132,8 @@ def sarif_log(report: ReviewReport) -> dict[str, Any]:
     rule_ids: dict[str, int] = {}
     results: list[dict[str, Any]] = []
     for review in report.files:
-        for comment in review.comments:
-            if comment.side != "RIGHT":
+        for comment in review.findings:
+            if comment.side != "RIGHT" or comment.line < 1:  # no line at the head to point to
                 continue
             rule_id = rule_of(comment, review)
             index = rule_ids.setdefault(rule_id, len(rule_ids))

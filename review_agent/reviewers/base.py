@@ -27,6 +27,9 @@ class ReviewResult:
     comments: list[Comment]
     model_calls: int = 0
     usage: Usage = field(default_factory=Usage)
+    # set when there is no review: the model's answer could not be read, the server refused the
+    # prompt, a check crashed. The file is then "failed", never saved as reviewed or reused.
+    failed: str | None = None
 
 
 class Reviewer(Protocol):

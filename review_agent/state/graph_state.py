@@ -28,5 +28,7 @@ class ReviewState(TypedDict, total=False):
     last_done: list[str]  # paths finished by the last review step (the audit trail's "file")
     model_calls: Annotated[int, operator.add]  # model calls over the thread's life
     cost_usd: Annotated[float, operator.add]  # model cost over the thread's life (known prices)
-    finished: bool
+    capped: bool  # the last window stopped at this run's --max-files cap
+    finished: bool  # the walk reached the end of the plan (failed files may remain: failed_total)
+    failed_total: int  # files whose review failed (retried by the next run)
     posted: dict[str, Any] | None  # what the publisher posted (review id, counts), once done

@@ -44,20 +44,43 @@ class Usage(BaseModel):
     output_tokens: int = 0
 
 
+FileStatus = Literal["reviewed", "failed"]
+
+
 class FileReview(BaseModel):
-    """The finished review of one file, as saved and reported."""
+    """The finished review of one file, as saved and reported.
+
+    A ``failed`` review (the model's answer could not be read, the server refused the prompt, a
+    check crashed) is saved so the report can say why, but it never counts as reviewed, is never
+    reused by a later review, and the next run of the same review asks again."""
 
     path: str
     summary: str
+    status: FileStatus = "reviewed"
+    error: str | None = None  # why the review failed (status "failed")
     comments: list[Comment] = Field(default_factory=list)
+    # findings on lines GitHub cannot anchor (outside the diff): posted in the review body, and
+    # counted with their severity like any other finding
+    unanchored: list[Comment] = Field(default_factory=list)
     model_calls: int = 0
     usage: Usage = Field(default_factory=Usage)
     reviewer: str = ""
     blob_sha: str | None = None
-    reused: bool = False
+    reused: bool = False  # taken from an earlier review of the same change (another head)
+    reused_from: str | None = None  # the thread id of that earlier review
+    origin_thread: str | None = None  # the thread whose run asked the reviewer for this review
     cost_usd: float | None = None  # None: the model's price is unknown (or no model was used)
     suppressed: int = 0  # findings dropped because a learning (a dismissed finding) covers them
     learnings_used: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "reviewed"
+
+    @property
+    def findings(self) -> list[Comment]:
+        """Every finding of the file, inline or not: what severities and gates count."""
+        return [*self.comments, *self.unanchored]
 
 
 class Skipped(BaseModel):

@@ -70,6 +70,7 @@ class BuiltinReviewer:
             return ReviewResult(
                 summary=f"The built-in checks could not analyse this file: {describe_failure(exc)}.",
                 comments=[],
+                failed=f"the built-in checks crashed on this file ({describe_failure(exc)})",
             )
 
     def _review(self, request: ReviewRequest) -> ReviewResult:

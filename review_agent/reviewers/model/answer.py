@@ -20,7 +20,7 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from pydantic import ValidationError
 
-from review_agent.patches import ParsedPatch, fold_into_summary, split_anchored
+from review_agent.patches import ParsedPatch, split_anchored
 from review_agent.state.schemas import Comment, ModelReview
 
 MAX_BODY_CHARS = 2_000
@@ -229,7 +229,9 @@ def read_review(
         anchored, stray = anchored[:MAX_COMMENTS], [*anchored[MAX_COMMENTS:], *stray]
     if not summary:
         summary = "No summary given." if anchored or stray else "No issues found."
-    return fold_into_summary(summary, stray), anchored
+    # findings on lines outside the diff stay findings (with their severity): the graph keeps
+    # them apart from the inline ones, for the review body
+    return summary, [*anchored, *stray[:MAX_COMMENTS]]
 
 
 _WORDS = re.compile(r"[a-z0-9]+")

@@ -193,6 +193,7 @@ class ModelReviewer:
                     comments=[],
                     model_calls=counter.n,
                     usage=usage,
+                    failed="the model server refused the prompt (too large for its context, or filtered)",
                 )
             usage = Usage(
                 input_tokens=usage.input_tokens + attempt.usage.input_tokens,
@@ -221,6 +222,7 @@ class ModelReviewer:
             comments=[],
             model_calls=counter.n,
             usage=usage,
+            failed=f"the model's answer could not be parsed ({self._redact(problem)[:200]})",
         )
 
     def _ask(self, messages: list[BaseMessage], counter: _Counter) -> _Attempt | None:
