@@ -245,7 +245,6 @@ def review(
         post=post,
         wait=wait,
         max_cost=max_cost,
-        max_cost_text=f"${max_cost:g}" if max_cost is not None else None,
         max_files=max_files,
         review_event=event,
         stop=_graceful_stop(),

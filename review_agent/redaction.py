@@ -137,17 +137,17 @@ def redact_known(text: str, secrets: Iterable[str]) -> str:
 
 def redact_secrets(text: str, known: Iterable[str] = ()) -> str:
     """``text`` with known secrets and anything shaped like a credential replaced by a label
-    naming its kind (``[redacted GitHub token]``), so the reader still sees that one was there."""
+    naming its kind (``[redacted GitHub token]``), so the reader still sees that one was there.
+
+    Unlike ``secret_kinds``, placeholders are redacted too: redaction guards what leaves the
+    process (prompts, logs, answers), where masking a documented sample costs nothing and telling
+    a real token from a sample-looking one is not worth a leak."""
     text = redact_known(text, known)
     if len(text) > SCAN_LIMIT:
         return redact_secrets(text[:SCAN_LIMIT]) + redact_secrets(text[SCAN_LIMIT:])
     text = _PRIVATE_KEY_BLOCK.sub("[redacted private key]", text)
     for pattern in TOKEN_PATTERNS:
-
-        def label(m: re.Match[str], kind: str = pattern.kind) -> str:
-            return m.group(0) if _documented_example(m.group(0)) else f"[redacted {kind}]"
-
-        text = pattern.regex.sub(label, text)
+        text = pattern.regex.sub(f"[redacted {pattern.kind}]", text)
     return text
 
 

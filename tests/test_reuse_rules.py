@@ -104,7 +104,7 @@ def test_offline_then_model_then_another_model_each_review_names_its_reviewer(
     assert report["reviewer"] == "openai:fake-model" and report["reviewers"] == ["openai:fake-model"]
     assert {f["reviewer"] for f in report["files"]} == {"openai:fake-model"}
     text = run_cli(["review", str(repo), "--base", "main"], env, tmp_path).stdout
-    assert "reviewer openai:fake-model" in text and "[builtin]" not in text
+    assert "reviewer openai:fake-model" in text and "builtin" not in text
     # another model: asked again; the first model's reviews do not stand in for it
     code, report, err = _review(repo, env, tmp_path, "--model", "m2")
     assert code == 0, err

@@ -130,8 +130,9 @@ def render_text(report: ReviewReport) -> str:
         path = printable(f.path)
         tag = " (reused)" if f.reused else ""
         tag += "" if f.ok else " (FAILED: not reviewed)"
-        by = f"  [{printable(f.reviewer)}]" if f.reviewer else ""
-        out.append(f"== {path}{tag}{by}")
+        out.append(f"== {path}{tag}")
+        if len(report.reviewers) > 1 and f.reviewer:  # one reviewer: the header names it
+            out.append("   by " + printable(f.reviewer))
         out.append(_indented(f.summary, "   "))
         if f.error:
             out.append("   why: " + printable(f.error))
