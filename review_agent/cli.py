@@ -278,6 +278,12 @@ FromStepOpt = Annotated[
 ]
 
 
+def _say(line: str) -> None:
+    """One line of a view for a person: names and messages come from the reviewed change and the
+    model, so control characters are shown escaped, never sent to the terminal."""
+    typer.echo(printable(line))
+
+
 def _quiet_reads() -> None:
     """Read-only commands answer from local state when GitHub is down: no retry chatter."""
     logging.getLogger("urllib3").setLevel(logging.ERROR)
@@ -301,25 +307,25 @@ def status(
         typer.echo(json.dumps(info.__dict__, indent=2))
         return
     if info.offline_note:
-        typer.echo(info.offline_note)
+        _say(info.offline_note)
     if not info.started:
-        typer.echo(f"{info.target} @ {info.head_sha[:12]}: not reviewed yet")
+        _say(f"{info.target} @ {info.head_sha[:12]}: not reviewed yet")
         return
-    typer.echo(
+    _say(
         f"{info.target} @ {info.head_sha[:12]}: {info.state}, {info.done}/{info.total} files done"
         + (f", {info.skipped} skipped" if info.skipped else "")
     )
     if info.current:
-        typer.echo("current: " + ", ".join(info.current))
+        _say("current: " + ", ".join(info.current))
     if info.posted and info.posted.get("review_id"):
-        typer.echo(f"posted: review {info.posted['review_id']}")
+        _say(f"posted: review {info.posted['review_id']}")
     if info.last_run:
         r = info.last_run
         ended = f"ended {r['ended_at']}: {r['outcome']}" if r["outcome"] else "no end recorded"
-        typer.echo(f"last run: run {r['run']} started {r['started_at']} by {r['by']}, {ended}")
-    typer.echo(f"thread: {info.thread_id}")
+        _say(f"last run: run {r['run']} started {r['started_at']} by {r['by']}, {ended}")
+    _say(f"thread: {info.thread_id}")
     if info.updated_at:
-        typer.echo(f"last checkpoint: {info.updated_at}")
+        _say(f"last checkpoint: {info.updated_at}")
 
 
 @app.command()
@@ -348,14 +354,14 @@ def history(
             typer.echo(json.dumps({**state.__dict__, "offline": note}, indent=2))
             return
         for line in ([note] if note else []) + state_lines(state):
-            typer.echo(line)
+            _say(line)
         return
     view = _run(review_history, target, settings, base, head, from_step=from_step)
     if as_json:
         typer.echo(json.dumps(history_json(view), indent=2, default=str))
         return
     for line in history_lines(view):
-        typer.echo(line)
+        _say(line)
 
 
 @contextlib.contextmanager
