@@ -142,3 +142,24 @@ def test_github_symlinks_are_links_with_their_targets(gh: FakeGitHub) -> None:
     assert not files["one.txt"].is_symlink  # one line without a newline, but a file
     assert source.get_content("link.py") is None  # not keep.py's text
     assert source.get_content("one.txt") == "no newline"
+
+
+# --- the review: a link is recorded as one, never sent to a reviewer ----------------------------
+
+
+def test_a_review_records_links_as_links_and_never_lints_them(linked_repo: Path, tmp_path: Path) -> None:
+    import json
+
+    from tests.crash import run_cli
+
+    env = {"REVIEW_AGENT_HOME": str(tmp_path / "home")}
+    r = run_cli(
+        ["review", str(linked_repo), "--base", "main", "--head", "feature", "-f", "json"], env, tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    files = {f["path"]: f for f in json.loads(r.stdout)["files"]}
+    assert files["link.py"]["summary"] == "Symbolic link to `keep.py`."
+    assert files["was.py"]["summary"] == "Symbolic link: target changed from `keep.py` to `old.txt`."
+    assert "tc.py" in files and "../outside/secret.py" in files["tc.py"]["summary"]
+    for path in ("link.py", "was.py", "tc.py"):
+        assert files[path]["comments"] == [] and files[path]["reviewer"] == "symlink", path
