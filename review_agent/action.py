@@ -455,8 +455,8 @@ def _posted_summary(posted: Any) -> str | None:
             "(give the workflow `permissions: pull-requests: write`)"
         )
     review = f"review {_field(posted, 'review_id')}"
-    if message:
-        return f"{message} ({review})"
+    if message:  # the publisher's message names the review it posted or found
+        return message if str(_field(posted, "review_id")) in message else f"{message} ({review})"
     parts = [f"posted {review}"]
     for key, noun, label in (
         ("comments_posted", "comment", " posted"),
