@@ -195,7 +195,7 @@ def backend_place(backend: str) -> Iterator[Place]:
 
 
 @contextmanager
-def open_place(place: Place, *, setup: bool = True) -> Iterator[Storage]:
+def open_place(place: Place, *, setup: bool = False) -> Iterator[Storage]:
     """Open storage as a review does (`open_storage`); for Postgres via Redis, wrap its
     PostgresSaver in the Redis tier exactly as the factory does, with our own prefix."""
     with open_storage(place.settings, setup=setup) as storage:
@@ -214,8 +214,7 @@ def open_place(place: Place, *, setup: bool = True) -> Iterator[Storage]:
                 store=storage.store,
                 backend=storage.backend + " + redis",
                 audit=storage.audit,
-                embeddings=storage.embeddings,
-                vector_index=storage.vector_index,
+                embedder=storage.embedder,
             )
         finally:
             tier.close()

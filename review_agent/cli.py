@@ -365,11 +365,11 @@ def history(
 
 
 @contextlib.contextmanager
-def _memory() -> Iterator[Memory]:
+def _memory(*, read_only: bool = False) -> Iterator[Memory]:
     from review_agent.memory_admin import open_memory
 
     settings = _settings()
-    cm = open_memory(settings)
+    cm = open_memory(settings, read_only=read_only)
     memory = _run(cm.__enter__)
     try:
         yield memory
@@ -412,7 +412,7 @@ def prefs_set(
     """Set one preference, e.g. `prefs set style "prefer early returns" --user alice`."""
     scope, name = _owner(user, org)
     with _memory() as m:
-        m.preferences.set(name, key, _parse_value(value), scope=scope)
+        _run(m.preferences.set, name, key, _parse_value(value), scope=scope)
     typer.echo(f"{name}: {key} set")
 
 
@@ -420,8 +420,8 @@ def prefs_set(
 def prefs_get(key: str, user: OptUser = None, org: OrgOpt = None) -> None:
     """Print one preference."""
     scope, name = _owner(user, org)
-    with _memory() as m:
-        value = m.preferences.get(name, key, scope=scope)
+    with _memory(read_only=True) as m:
+        value = _run(m.preferences.get, name, key, scope=scope)
     if value is None:
         _fail(f"{name} has no preference {key!r}", 2)
     typer.echo(value if isinstance(value, str) else json.dumps(value))
@@ -431,9 +431,9 @@ def prefs_get(key: str, user: OptUser = None, org: OrgOpt = None) -> None:
 def prefs_list(user: OptUser = None, org: OrgOpt = None) -> None:
     """List the preferences (and a user's learnings)."""
     scope, name = _owner(user, org)
-    with _memory() as m:
-        values = m.preferences.all(name, scope=scope)
-        learned = m.learnings.list(("user", name)) if scope == "user" else []
+    with _memory(read_only=True) as m:
+        values = _run(m.preferences.all, name, scope=scope)
+        learned = _run(m.learnings.list, ("user", name)) if scope == "user" else []
     if not values and not learned:
         typer.echo(f"{name} has no preferences")
     for k, v in values.items():
@@ -453,9 +453,9 @@ def prefs_forget(
     """Delete one preference or learning, or all of a user's (or organisation's) memory."""
     scope, name = _owner(user, org)
     with _memory() as m:
-        n = m.preferences.forget(name, key, scope=scope)
+        n = _run(m.preferences.forget, name, key, scope=scope)
         if scope == "user":
-            n += m.learnings.forget(("user", name), key)
+            n += _run(m.learnings.forget, ("user", name), key)
     typer.echo(f"{name}: {plural(n, 'item')} deleted")
 
 
@@ -469,9 +469,9 @@ def prefs_export(
     """Export memory as JSON (to move it to another backend with `prefs import`)."""
     from review_agent.memory_admin import export_memory, known_scopes
 
-    with _memory() as m:
-        scopes = known_scopes(m) if everything else [_scope(user, repo)]
-        text = json.dumps(export_memory(m, scopes), indent=2, ensure_ascii=False)
+    with _memory(read_only=True) as m:
+        scopes = _run(known_scopes, m) if everything else [_scope(user, repo)]
+        text = json.dumps(_run(export_memory, m, scopes), indent=2, ensure_ascii=False)
     if output:
         output.write_text(text + "\n", encoding="utf-8")
     else:
@@ -503,10 +503,7 @@ def learn(
     """Teach the reviewer a rule; it is recalled for related files in later reviews."""
     scope = _scope(user, repo)
     with _memory() as m:
-        try:
-            lr = m.learnings.add(scope, text, {"by": user or "cli", "via": "review-agent learn"})
-        except ValueError as exc:
-            _fail(str(exc), 2)
+        lr = _run(m.learnings.add, scope, text, {"by": user or "cli", "via": "review-agent learn"})
     typer.echo(f"learned ({scope[0]} {scope[1]}): {lr.text}  [id {lr.key}]")
 
 
@@ -517,12 +514,13 @@ def db_init() -> None:
 
     settings = _settings()
 
-    def _init() -> str:
+    def _init() -> tuple[str, list[str]]:
         with open_storage(settings, setup=True) as storage:
-            return storage.backend
+            return storage.backend, storage.migrated
 
-    backend = _run(_init)
+    backend, migrated = _run(_init)
     typer.echo(f"database ready: {backend}")
+    typer.echo(f"migrations applied: {', '.join(migrated)}" if migrated else "migrations: up to date")
 
 
 @db_app.command("prune")

@@ -28,8 +28,9 @@ class Memory:
 
 
 @contextmanager
-def open_memory(settings: Settings) -> Iterator[Memory]:
-    with open_storage(settings) as storage:
+def open_memory(settings: Settings, *, read_only: bool = False) -> Iterator[Memory]:
+    """``read_only``: listing and exporting never write (nor create a database)."""
+    with open_storage(settings, read_only=read_only) as storage:
         yield Memory(Preferences(storage.store), storage.learnings())
 
 
@@ -60,19 +61,34 @@ def export_memory(memory: Memory, scopes: list[tuple[str, str]]) -> dict[str, An
 
 
 def import_memory(memory: Memory, data: dict[str, Any]) -> tuple[int, int]:
-    """Add what an export holds (idempotent: a learning is keyed by its text)."""
+    """Add what an export holds (idempotent: a learning is keyed by its text). Every entry is
+    checked, and the learnings embedded, before anything is written: a refused entry or an
+    unreachable embeddings server leaves memory as it was."""
     if not isinstance(data, dict) or data.get("version") != EXPORT_VERSION:
         raise BadInput(f"not a review-agent memory export (version {EXPORT_VERSION} expected)")
-    n_prefs = n_learn = 0
+    prefs: list[tuple[str, str, Any]] = []
+    learnings: list[tuple[tuple[str, str], str, dict[str, Any]]] = []
     try:
         for entry in data.get("preferences", []):
             for key, value in dict(entry["values"]).items():
-                memory.preferences.set(str(entry["user"]), str(key), value)
-                n_prefs += 1
+                prefs.append((str(entry["user"]), str(key), value))
         for entry in data.get("learnings", []):
             kind, name = entry["scope"]
-            memory.learnings.add((str(kind), str(name)), str(entry["text"]), dict(entry.get("origin") or {}))
-            n_learn += 1
+            learnings.append(((str(kind), str(name)), str(entry["text"]), dict(entry.get("origin") or {})))
     except (KeyError, TypeError, ValueError) as exc:
-        raise BadInput(f"malformed memory export: {exc!r}") from exc
-    return n_prefs, n_learn
+        raise BadInput(f"malformed memory export: {type(exc).__name__} {exc}"[:300]) from exc
+    for n, (user, key, value) in enumerate(prefs, 1):
+        try:
+            memory.preferences.check(user, key, value)
+        except BadInput as exc:
+            raise BadInput(f"preference {n} of the export: {exc}") from None
+    for n, (scope, _text, _origin) in enumerate(learnings, 1):
+        if scope[0] not in ("user", "repo"):
+            raise BadInput(f"learning {n} of the export: unknown scope {scope[0][:20]!r}")
+    try:
+        memory.learnings.add_many(learnings)  # checked, embedded, then written
+    except BadInput as exc:
+        raise BadInput(f"a learning of the export: {exc}") from None
+    for user, key, value in prefs:
+        memory.preferences.set(user, key, value)
+    return len(prefs), len(learnings)

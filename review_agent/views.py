@@ -125,7 +125,7 @@ def _thread_view(
         if not is_pr_url(target):
             raise
         unreachable = exc
-    with open_storage(settings) as storage:
+    with open_storage(settings, read_only=True) as storage:
         if view is None:
             assert unreachable is not None
             view = _last_known(target, storage, unreachable)

@@ -47,7 +47,9 @@ def test_db_init_twice_then_prune_keeps_what_resume_and_reports_need(
     assert "finished, 4/4 files done" in status.stdout
 
 
-def test_db_init_says_what_to_do_when_the_role_may_not_create_the_extension(tmp_path: Path) -> None:
+def test_db_init_needs_no_extension_privileges(tmp_path: Path) -> None:
+    """Memory keeps its vectors per embedder in the store's own tables, so a role that may
+    create tables but not extensions sets a database up."""
     import uuid
 
     import psycopg
@@ -66,9 +68,7 @@ def test_db_init_says_what_to_do_when_the_role_may_not_create_the_extension(tmp_
             r = run_cli(
                 ["db", "init"], {"DATABASE_URL": limited, "REVIEW_AGENT_HOME": str(tmp_path)}, tmp_path
             )
-            assert r.returncode == 3, r.stderr
-            assert "may not create the `vector` extension" in r.stderr
-            assert "CREATE EXTENSION vector" in r.stderr and "Traceback" not in r.stderr
+            assert r.returncode == 0 and "database ready: postgres" in r.stdout, r.stderr
         finally:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f'DROP OWNED BY "{role}"')

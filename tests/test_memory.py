@@ -1,5 +1,5 @@
 """The third layer of state: a user's preferences and learnings, across processes and reviews,
-on the SQLite default and on Postgres + pgvector (issue 5)."""
+on the SQLite default and on Postgres (issue 5)."""
 
 from __future__ import annotations
 
@@ -82,26 +82,28 @@ def test_learnings_are_recalled_for_related_files_only(
     assert r.returncode == 0 and rule not in _prompt_text(fake_openai, "api/handlers.py")
 
 
-def test_forget_leaves_nothing_behind(tmp_path: Path, backend_env: dict[str, str]) -> None:
-    env = backend_env
+def test_forget_leaves_nothing_behind(
+    tmp_path: Path, model_env: dict[str, str], backend_env: dict[str, str]
+) -> None:
+    env = {**model_env, **backend_env}  # with the model server's embeddings: vectors are kept too
     assert run_cli(["prefs", "set", "k", "v", "--user", "erin"], env, tmp_path).returncode == 0
     assert run_cli(["learn", "prefer pathlib over os.path", "--user", "erin"], env, tmp_path).returncode == 0
-    r = run_cli(["prefs", "forget", "--user", "erin"], env, tmp_path)
-    assert r.returncode == 0 and "2 items deleted" in r.stdout, r.stdout + r.stderr
-    assert "no preferences" in run_cli(["prefs", "list", "--user", "erin"], env, tmp_path).stdout
-    if "DATABASE_URL" in env:
-        with psycopg.connect(env["DATABASE_URL"]) as conn:
-            rows = conn.execute("SELECT count(*) FROM store WHERE prefix LIKE 'user.erin%'").fetchone()
-            vecs = conn.execute(
-                "SELECT count(*) FROM store_vectors WHERE prefix LIKE 'user.erin%'"
-            ).fetchone()
-        assert rows == (0,) and vecs == (0,)
-    else:
+
+    def rows(pattern: str) -> int:
+        sql = "SELECT count(*) FROM store WHERE prefix LIKE %s"
+        if "DATABASE_URL" in env:
+            with psycopg.connect(env["DATABASE_URL"]) as conn:
+                return conn.execute(sql, (pattern,)).fetchone()[0]  # type: ignore[index]
         import sqlite3
 
         db = Path(env["REVIEW_AGENT_HOME"]) / "review-agent.sqlite"
-        rows = sqlite3.connect(db).execute("SELECT count(*) FROM store WHERE prefix LIKE 'user.erin%'")
-        assert rows.fetchone() == (0,)
+        return sqlite3.connect(db).execute(sql.replace("%s", "?"), (pattern,)).fetchone()[0]
+
+    assert rows("review-agent.vectors.%.user.erin.%") == 1
+    r = run_cli(["prefs", "forget", "--user", "erin"], env, tmp_path)
+    assert r.returncode == 0 and "2 items deleted" in r.stdout, r.stdout + r.stderr
+    assert "no preferences" in run_cli(["prefs", "list", "--user", "erin"], env, tmp_path).stdout
+    assert rows("user.erin%") == 0 and rows("review-agent.vectors.%.user.erin.%") == 0
 
 
 def test_export_from_sqlite_import_into_postgres(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from review_agent.reviewers.base import Reviewer, ReviewRequest
 from review_agent.sources.base import ChangedFile
 from review_agent.state.identity import stable_digest
 from review_agent.state.schemas import FileReview
+from review_agent.storage.memory import Recalled
 
 SYMLINK_REVIEWER = "symlink"  # a link is recorded as such, never read as source by a reviewer
 
@@ -106,11 +107,10 @@ class FileReviewRun:
             emit(_event(review, "reviewed"))
             return review
         parsed = parse_patch(path, changed.patch)
-        rules: list[str] = []
-        dismissed: list[str] = []
-        if ports.recall is not None:
-            query = path + "\n" + "\n".join(parsed.added.values())
-            rules, dismissed = ports.recall(path, query[:4000])
+        recalled = Recalled()
+        if ports.recall is not None:  # the hunks: names, context and added lines
+            recalled = ports.recall(path, parsed.numbered[:8000])
+        rules, dismissed = recalled.rules, recalled.dismissed
         # the reuse key holds what shapes the reviewer's answer; dismissals only filter it, below
         key = reuse_key(
             path, changed.blob_sha, changed.patch, ports.reviewer, {"preferences": prefs, "learnings": rules}
@@ -123,6 +123,7 @@ class FileReviewRun:
                     "reused": earlier,
                     "reused_from": cached.origin_thread if earlier else None,
                     "model_calls": 0,
+                    "learnings_recalled": recalled.ids,
                 }
             )
             how = "reused" if earlier else "reviewed"
@@ -147,6 +148,7 @@ class FileReviewRun:
                 reviewer=ports.reviewer.name,
                 blob_sha=changed.blob_sha,
                 learnings_used=len(rules),
+                learnings_recalled=recalled.ids,
                 cost_usd=ports.price(outcome.usage) if outcome.model_calls else None,
                 origin_thread=thread_id,
             )

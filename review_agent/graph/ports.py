@@ -14,6 +14,7 @@ from langgraph.store.base import BaseStore
 from review_agent.reviewers.base import Reviewer
 from review_agent.sources.base import ResolvedTarget, Source
 from review_agent.state.schemas import FileReview, Usage
+from review_agent.storage.memory import Recalled
 
 PreferenceLoader = Callable[[BaseStore, str | None, ResolvedTarget], dict[str, Any]]
 
@@ -41,9 +42,9 @@ class ResultsPort(Protocol):
     def put_cached(self, key: str, review: FileReview) -> None: ...
 
 
-# The learnings relevant to a file: given its path and added text, returns (rules for the
-# prompt, dismissed findings that suppress a similar comment).
-Recall = Callable[[str, str], tuple[list[str], list[str]]]
+# The learnings relevant to a file: given its path and hunks, returns the rules for the prompt,
+# the dismissed findings that suppress a similar comment, and their ids (for the report).
+Recall = Callable[[str, str], Recalled]
 
 
 @dataclass

@@ -72,6 +72,7 @@ class FileReview(BaseModel):
     cost_usd: float | None = None  # None: the model's price is unknown (or no model was used)
     suppressed: int = 0  # findings dropped because a learning (a dismissed finding) covers them
     learnings_used: int = 0
+    learnings_recalled: list[str] = Field(default_factory=list)  # ids of the learnings used
 
     @property
     def ok(self) -> bool:

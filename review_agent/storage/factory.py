@@ -1,7 +1,8 @@
-"""One factory from settings to a checkpointer and a store (DESIGN.md §4).
+"""One factory from settings to a checkpointer and a store (docs/architecture.md, "Storage").
 
 The maintained savers and stores do the work; this module only opens their connections with the
-options they need and turns "cannot connect" into ServiceUnavailable (exit code 3).
+options they need, sets a database up on first use (``storage/migrations.py``), and turns "cannot
+connect" into ServiceUnavailable (exit code 3) and a bad location into one line.
 """
 
 from __future__ import annotations
@@ -12,22 +13,22 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from langchain_core.embeddings import Embeddings
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, TTLConfig
 from langgraph.store.sqlite import SqliteStore
 
 from review_agent.config import Settings
 from review_agent.errors import BadInput, ServiceUnavailable
 from review_agent.redaction import redact_url
 from review_agent.storage.audit import AuditLog, postgres_audit, sqlite_audit
-from review_agent.storage.embeddings import HashingEmbeddings
+from review_agent.storage.embeddings import Embedder, choose_embedder
 from review_agent.storage.memory import Learnings
+from review_agent.storage.migrations import apply_pending, record_setup, setup_is_current
 from review_agent.storage.serde import StrictSerializer
 
 log = logging.getLogger(__name__)
@@ -39,71 +40,74 @@ class Storage:
     store: BaseStore
     backend: str  # human-readable: "sqlite (PATH)", "postgres", "postgres + redis"
     audit: AuditLog  # the append-only event log, in the same database (never pruned)
-    embeddings: Embeddings | None = None
-    vector_index: bool = False  # the store embeds and searches itself (pgvector)
+    embedder: Embedder | None = None  # None: offline, recall is lexical
+    migrated: list[str] = field(default_factory=list)  # migrations this opening applied
 
     def learnings(self) -> Learnings:
-        return Learnings(self.store, self.embeddings or HashingEmbeddings(), vector_index=self.vector_index)
+        return Learnings(self.store, self.embedder)
 
 
-META_NS = ("review-agent", "meta")
-
-
-def choose_embeddings(settings: Settings) -> tuple[Embeddings, str, int]:
-    """(embeddings, name, dimension). OpenAI's when a model server is configured (and not
-    turned off with REVIEW_AGENT_EMBEDDINGS=local), else the local hashing embedding."""
-    mode = settings.embeddings
-    if mode == "openai" or (mode == "auto" and settings.model_configured):
-        from langchain_openai import OpenAIEmbeddings
-
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
-        emb = OpenAIEmbeddings(
-            model=settings.embedding_model,
-            dimensions=settings.embedding_dims,
-            api_key=key,  # type: ignore[arg-type]
-            base_url=settings.openai_base_url,
-            check_embedding_ctx_length=False,
-            max_retries=settings.model_max_retries,
-            timeout=settings.model_timeout,
-        )
-        return emb, f"openai:{settings.embedding_model}", settings.embedding_dims
-    local = HashingEmbeddings()
-    return local, local.name, local.dims
-
-
-def _check_embedding_record(store: BaseStore, name: str, dims: int) -> None:
-    """A database's memory is indexed with one embedding, for ever: refuse to mix two."""
-    item = store.get(META_NS, "embeddings")
-    if item is None:
-        store.put(META_NS, "embeddings", {"name": name, "dims": dims}, index=False)
+def check_location(settings: Settings) -> None:
+    """Refuse, before anything is opened or created, a DATABASE_URL that cannot name a Postgres
+    database (exit 2) and a REVIEW_AGENT_HOME that cannot be a directory (exit 3, as when the
+    SQLite file cannot be opened). Every command, and the review's lease, call this first."""
+    url = settings.database_url
+    if url:
+        parts = urlsplit(url)
+        problem = None
+        if parts.scheme not in ("postgres", "postgresql"):
+            given = f"{parts.scheme}://" if parts.scheme else "none"
+            problem = f"the scheme must be postgresql://, not {given}"
+        else:
+            try:
+                parts.port  # noqa: B018 - parsing it is the check
+            except ValueError:
+                problem = "the port is not a number"
+        if problem:
+            raise BadInput(
+                f"DATABASE_URL {redact_url(url)!r} is not supported ({problem}): use "
+                "postgresql://USER@HOST/DB, or leave it unset for the embedded SQLite default"
+            )
         return
-    if item.value.get("name") != name or item.value.get("dims") != dims:
-        raise BadInput(
-            f"this database's memory is indexed with {item.value.get('name')} "
-            f"({item.value.get('dims')} dimensions), not {name} ({dims}): set "
-            "REVIEW_AGENT_EMBEDDINGS / REVIEW_AGENT_EMBEDDING_MODEL to match, or use another database"
-        )
+    home = settings.home
+    for parent in (home, *home.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ServiceUnavailable(
+                    f"cannot use REVIEW_AGENT_HOME {home}: {parent} is a file, not a directory; "
+                    "point REVIEW_AGENT_HOME at a directory"
+                )
+            return
 
 
-def _open_sqlite(path: Path) -> sqlite3.Connection:
+def _open_sqlite(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        if read_only:  # the connection itself cannot write: a read-only command never does
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            )
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA busy_timeout=30000")
     except (OSError, sqlite3.Error) as exc:
         raise ServiceUnavailable(f"cannot open the SQLite database {path}: {exc}") from exc
     return conn
 
 
-def _open_postgres(url: str):  # -> psycopg.Connection
+def _open_postgres(url: str, *, read_only: bool = False):  # -> psycopg.Connection
     import psycopg
     from psycopg.rows import dict_row
 
+    # read-only: the server refuses any write in this session, so a read-only command cannot
+    # write even by mistake
+    options = {"options": "-c default_transaction_read_only=on"} if read_only else {}
     try:
-        # autocommit: without it PostgresSaver commits nothing, silently (DESIGN.md §9).
+        # autocommit: without it PostgresSaver commits nothing, silently (docs/architecture.md,
+        # "Pitfalls").
         return psycopg.Connection.connect(
-            url, autocommit=True, prepare_threshold=0, row_factory=dict_row, connect_timeout=10
+            url, autocommit=True, prepare_threshold=0, row_factory=dict_row, connect_timeout=10, **options
         )
     except psycopg.OperationalError as exc:
         missing = _MISSING.search(str(exc))
@@ -116,31 +120,50 @@ def _open_postgres(url: str):  # -> psycopg.Connection
         raise ServiceUnavailable(
             f"database at {redact_url(url)} unreachable: {str(exc).strip().splitlines()[0]}"
         ) from exc
+    except psycopg.ProgrammingError as exc:  # a URL libpq cannot parse
+        raise BadInput(
+            f"DATABASE_URL {redact_url(url)!r} is not a valid connection URL: "
+            f"{str(exc).strip().splitlines()[0]}"
+        ) from exc
 
 
 _MISSING = re.compile(r'\b(database|role) "([^"]{1,100})" does not exist')
 
 
-def _setup_pg_store(store: BaseStore) -> None:
-    import psycopg
+def _sqlite_tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {r[0] for r in rows}
 
-    try:
-        store.setup()  # type: ignore[attr-defined]
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise ServiceUnavailable(
-            "the database role may not create the `vector` extension: run `CREATE EXTENSION vector;` "
-            "once as a superuser (or use a pgvector image), then `review-agent db init`"
-        ) from exc
-    except psycopg.errors.FeatureNotSupported as exc:
-        raise ServiceUnavailable(
-            f"pgvector is not installed on this PostgreSQL server ({exc}); install it or use "
-            "the pgvector/pgvector image"
-        ) from exc
-    except psycopg.errors.UndefinedFile as exc:
-        raise ServiceUnavailable(
-            "pgvector is not installed on this PostgreSQL server: install the `vector` extension "
-            "(e.g. the postgresql-NN-pgvector package or the pgvector/pgvector image)"
-        ) from exc
+
+def _postgres_tables(conn) -> set[str]:
+    rows = conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+    ).fetchall()
+    return {r["table_name"] for r in rows}
+
+
+# the tables a set-up database has (the savers name their writes table differently)
+REQUIRED_TABLES = {
+    "sqlite": frozenset({"checkpoints", "writes", "store", "store_migrations"}),
+    "postgres": frozenset({"checkpoints", "checkpoint_writes", "store", "store_migrations"}),
+}
+SETUP_LOCK = 0x7265766965772D61  # "review-a": one process sets a Postgres database up at a time
+
+
+def _setup(
+    checkpointer: BaseCheckpointSaver, store: BaseStore, audit: AuditLog, ready: bool, *, force: bool
+) -> list[str]:
+    """First use, ``db init`` (force), or a library upgrade: the savers' and the store's own
+    setup, then our pending migrations. Otherwise nothing: opening a current database writes
+    nothing. Returns the migrations applied."""
+    if not force and ready and setup_is_current(store):
+        return []
+    checkpointer.setup()
+    store.setup()  # type: ignore[attr-defined]
+    audit.setup()
+    ran = apply_pending(store)
+    record_setup(store)
+    return ran
 
 
 def check_redis_url(url: str) -> None:
@@ -204,49 +227,60 @@ def translated_errors(settings: Settings) -> Iterator[None]:
 
 
 @contextmanager
-def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]:
-    """Open the checkpointer and store the settings ask for; close them on exit."""
-    embeddings, emb_name, dims = choose_embeddings(settings)
+def open_storage(settings: Settings, *, setup: bool = False, read_only: bool = False) -> Iterator[Storage]:
+    """Open the checkpointer and store the settings ask for; close them on exit.
+
+    ``setup=True`` (``db init``) runs every setup step and pending migration; otherwise they
+    run on first use only. ``read_only=True`` (``status``, ``history``, ``prefs list``) writes
+    nothing: SQLite is opened read-only, the Postgres checkpointer's session is read-only, the
+    store's reads refresh no expiry, and a database that does not exist yet reads as empty
+    instead of being created.
+    """
+    check_location(settings)
+    embedder = choose_embedder(settings)
     with ExitStack() as stack:
         url = settings.database_url
+        tables: set[str]
         if not url:
             path = settings.sqlite_path
-            saver_conn = _open_sqlite(path)
-            stack.callback(saver_conn.close)
-            store_conn = _open_sqlite(path)
-            stack.callback(store_conn.close)
-            checkpointer: BaseCheckpointSaver = SqliteSaver(saver_conn, serde=StrictSerializer())
-            store: BaseStore = SqliteStore(store_conn)
-            if setup:
-                checkpointer.setup()
-                store.setup()
-            audit = sqlite_audit(lambda: _open_sqlite(path))
             backend = f"sqlite ({path})"
-            vector_index = False
-        elif url.startswith(("postgres://", "postgresql://")):
+            if read_only and not path.exists():
+                yield _empty(backend, embedder)
+                return
+            saver_conn = _open_sqlite(path, read_only=read_only)
+            stack.callback(saver_conn.close)
+            store_conn = _open_sqlite(path, read_only=read_only)
+            stack.callback(store_conn.close)
+            with translated_errors(settings):
+                tables = _sqlite_tables(store_conn)
+            checkpointer: BaseCheckpointSaver = SqliteSaver(saver_conn, serde=StrictSerializer())
+            store: BaseStore = SqliteStore(store_conn, ttl=_ttl(read_only))
+            audit = sqlite_audit(lambda: _open_sqlite(path, read_only=read_only))
+        else:
             from langgraph.checkpoint.postgres import PostgresSaver
             from langgraph.store.postgres import PostgresStore
 
-            saver_conn = _open_postgres(url)
+            backend = "postgres"
+            saver_conn = _open_postgres(url, read_only=read_only)
             stack.callback(_quietly(saver_conn.close))
+            # not read-only at the server: the store's every `get` is an UPDATE ... RETURNING
+            # that refreshes expiry times (none here: no item has a TTL, and reads refresh none)
             store_conn = _open_postgres(url)
             stack.callback(_quietly(store_conn.close))
+            with translated_errors(settings):
+                tables = _postgres_tables(store_conn)
             checkpointer = PostgresSaver(saver_conn, serde=StrictSerializer())
-            store = PostgresStore(
-                store_conn,
-                index={"dims": dims, "embed": embeddings, "fields": ["text"]},  # type: ignore[typeddict-item]
-            )
-            if setup:
-                checkpointer.setup()
-                _setup_pg_store(store)
-            audit = postgres_audit(lambda: _open_postgres(url))
-            backend = "postgres"
-            vector_index = True
-        else:
-            raise BadInput(
-                f"DATABASE_URL {redact_url(url)!r} is not supported: use postgresql://… or leave it "
-                "unset for the embedded SQLite default"
-            )
+            store = PostgresStore(store_conn, ttl=_ttl(read_only))
+            audit = postgres_audit(lambda: _open_postgres(url, read_only=read_only))
+        ready = tables >= REQUIRED_TABLES["postgres" if url else "sqlite"]
+        stack.callback(audit.close)
+        if read_only and not ready:
+            yield _empty(backend + (" + redis" if settings.redis_url else ""), embedder)
+            return
+        migrated: list[str] = []
+        if not read_only:
+            with translated_errors(settings), _setup_errors(), _setup_lock(store_conn if url else None):
+                migrated = _setup(checkpointer, store, audit, ready, force=setup)
         if settings.redis_url:
             from review_agent.storage.redis_tier import RedisTierSaver
 
@@ -260,16 +294,47 @@ def open_storage(settings: Settings, *, setup: bool = True) -> Iterator[Storage]
             stack.callback(tier.close)
             checkpointer = tier
             backend += " + redis"
-        stack.callback(audit.close)
         with translated_errors(settings):
-            if setup:
-                audit.setup()
-                _check_embedding_record(store, emb_name, dims)
-            yield Storage(
-                checkpointer=checkpointer,
-                store=store,
-                backend=backend,
-                audit=audit,
-                embeddings=embeddings,
-                vector_index=vector_index,
-            )
+            yield Storage(checkpointer, store, backend, audit, embedder, migrated)
+
+
+def _ttl(read_only: bool) -> TTLConfig | None:
+    """Reading an item refreshes its expiry by default, which is a write: not when read-only."""
+    return {"refresh_on_read": False} if read_only else None
+
+
+def _empty(backend: str, embedder: Embedder | None) -> Storage:
+    """A database that does not exist yet, as a read-only command sees it: empty."""
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.store.memory import InMemoryStore
+
+    nothing = sqlite_audit(lambda: sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
+    return Storage(InMemorySaver(serde=StrictSerializer()), InMemoryStore(), backend, nothing, embedder)
+
+
+@contextmanager
+def _setup_lock(conn) -> Iterator[None]:
+    """Two processes using a fresh Postgres database at once set it up one after the other."""
+    if conn is None:
+        yield
+        return
+    conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+    try:
+        yield
+    finally:
+        with suppress(Exception):
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
+
+
+@contextmanager
+def _setup_errors() -> Iterator[None]:
+    """A role that may not create tables is told so in one line."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ServiceUnavailable(
+            "the database role may not create review-agent's tables: run `review-agent db init` "
+            f"once as a role that may ({str(exc).strip().splitlines()[0]})"
+        ) from exc

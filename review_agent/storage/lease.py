@@ -161,6 +161,9 @@ def thread_lease(
     """Hold the thread for the duration of the block, or raise ServiceUnavailable (exit 3).
     ``on_wait`` is told once, in one line, when the thread is held elsewhere and ``wait`` lets
     this process wait for it (a silent wait of minutes looks like a hang)."""
+    from review_agent.storage.factory import check_location
+
+    check_location(settings)  # a bad DATABASE_URL or REVIEW_AGENT_HOME: one line, its exit code
     if settings.database_url:
         with _postgres_lease(settings.database_url, thread_id, wait, on_wait):
             yield

@@ -1,30 +1,45 @@
-"""Learnings: short natural-language rules the agent keeps across reviews (DESIGN.md §3, the
-environmental-knowledge layer), e.g. "don't flag missing docstrings in tests".
+"""Learnings: short natural-language rules the agent keeps across reviews (docs/architecture.md,
+"State": the environmental-knowledge layer), e.g. "don't flag missing docstrings in tests/".
 
 Namespaces: ``("user", LOGIN, "learnings")`` and ``("repo", OWNER/REPO, "learnings")``. Each
 learning is stored once (its key is a digest of its text within the namespace) with its origin:
-who, which PR, when, and — for one made from a dismissed comment — the dismissed finding.
+who, which PR, when, and — for one made from a dismissed comment — the dismissed finding. What
+is refused (credentials, oversized or empty text) is said in ``storage/admission.py``.
 
-Retrieval is semantic. On Postgres the store's pgvector index does it (``store.search(query=)``,
-the ``text`` field is embedded when put). The SQLite store cannot load the sqlite-vec extension
-in every Python build, so on the default backend the embedding is kept in the item and ranked
-here: a user has tens of learnings, not millions, and a linear scan of them costs microseconds.
+Recall is hybrid (``Recall``): lexical over the learning's text against the file's path, names
+and hunks, plus the path globs the learning names, plus — when a model server's embeddings are
+configured — the cosine of their vectors. At most ``MAX_RECALLED`` learnings reach a prompt.
 """
 
 from __future__ import annotations
 
-import math
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from langchain_core.embeddings import Embeddings
 from langgraph.store.base import BaseStore
 
+from review_agent.errors import ReviewAgentError
 from review_agent.state.identity import stable_digest
+from review_agent.storage.admission import check_learning, check_name
+from review_agent.storage.embeddings import Embedder
+from review_agent.storage.lexical import LexicalIndex, term_cosine
 from review_agent.storage.preferences import label
+from review_agent.storage.vectors import Ref, VectorCache, cosine
 
-MIN_SCORE = 0.2  # below this a learning is not "relevant" to a file (cosine similarity)
+log = logging.getLogger(__name__)
+
+MAX_RECALLED = 3  # learnings per prompt: a few relevant rules, not every rule the user has
+# Relevant lexically: this share of a learning's weighted terms in the file, or a lower share
+# made of at least two distinct terms (one shared word is a coincidence, two are a topic)
+LEXICAL_MIN = 0.3
+LEXICAL_MIN_TWO_TERMS = 0.12
+VECTOR_MIN = 0.45  # a cosine this high is relevant on its own (the lexical score may be 0)
+GLOB_BONUS = 0.5  # a path the learning names matches the file
+OTHER_PATHS_FACTOR = 0.5  # the learning names paths and none is this file's
+VECTOR_WEIGHT = 0.5
 SUPPRESS_SCORE = 0.6  # a finding this close to a dismissed one is dropped
 
 
@@ -47,36 +62,49 @@ class Learning:
     def dismissed_finding(self) -> str | None:
         return self.origin.get("dismissed_finding")
 
+    @property
+    def ref(self) -> Ref:
+        return (scope_namespace(self.scope), self.key)
 
-def _cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=False))
-    na = math.sqrt(sum(x * x for x in a))
-    nb = math.sqrt(sum(y * y for y in b))
-    return dot / (na * nb) if na and nb else 0.0
+
+@dataclass(frozen=True)
+class Recalled:
+    """What memory gives the review of one file."""
+
+    rules: list[str] = field(default_factory=list)  # for the prompt, best first
+    dismissed: list[str] = field(default_factory=list)  # findings dismissed on this file
+    ids: list[str] = field(default_factory=list)  # the learnings behind both, for the report
 
 
 class Learnings:
-    def __init__(self, store: BaseStore, embeddings: Embeddings, *, vector_index: bool) -> None:
+    def __init__(self, store: BaseStore, embedder: Embedder | None = None) -> None:
         self.store = store
-        self.embeddings = embeddings
-        self.vector_index = vector_index  # True when the store embeds and searches itself
+        self.embedder = embedder  # None: offline, recall is lexical
+        self.vectors = VectorCache(store)
 
     def add(self, scope: tuple[str, str], text: str, origin: dict[str, Any] | None = None) -> Learning:
-        text = " ".join(text.split())
-        if not text:
-            raise ValueError("a learning needs some text")
-        ns = scope_namespace(scope)
-        key = stable_digest(text.lower(), length=24)
-        value: dict[str, Any] = {
-            "text": text,
-            "origin": {"at": datetime.now(UTC).isoformat(timespec="seconds"), **(origin or {})},
-        }
-        if self.vector_index:
-            self.store.put(ns, key, value, index=["text"])
-        else:
-            value["embedding"] = self.embeddings.embed_documents([text])[0]
-            self.store.put(ns, key, value, index=False)
-        return Learning(key=key, text=text, scope=scope, origin=value["origin"])
+        return self.add_many([(scope, text, origin or {})])[0]
+
+    def add_many(self, entries: Sequence[tuple[tuple[str, str], str, dict[str, Any]]]) -> list[Learning]:
+        """Check every entry, make their vectors (when an embedder is in use), then write: a
+        refusal or an unreachable embeddings server leaves memory as it was."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        learned: list[Learning] = []
+        for (kind, name), text, origin in entries:
+            if kind not in ("user", "repo"):
+                raise ValueError(f"unknown learning scope {kind!r}")
+            check_name("repository" if kind == "repo" else kind, name)
+            text = check_learning(text, origin)
+            key = stable_digest(text.lower(), length=24)
+            learned.append(Learning(key, text, (kind, name), {"at": now, **origin}))
+        vectors = self.embedder.embed_documents([lr.text for lr in learned]) if self.embedder else []
+        for lr in learned:
+            value = {"text": lr.text, "origin": lr.origin}
+            self.store.put(scope_namespace(lr.scope), lr.key, value, index=False)
+        if self.embedder and vectors:
+            rows = [(lr.ref, v) for lr, v in zip(learned, vectors, strict=True)]
+            self.vectors.put_many(self.embedder.id, rows)
+        return learned
 
     def list(self, scope: tuple[str, str]) -> list[Learning]:
         items = self.store.search(scope_namespace(scope), limit=10_000)
@@ -88,45 +116,106 @@ class Learnings:
     def forget(self, scope: tuple[str, str], key: str | None = None) -> int:
         ns = scope_namespace(scope)
         keys = [key] if key else [lr.key for lr in self.list(scope)]
-        n = 0
-        for k in keys:
-            if self.store.get(ns, k) is not None:
-                self.store.delete(ns, k)  # the store deletes its vector rows with the item
-                n += 1
-        return n
+        gone = [k for k in keys if self.store.get(ns, k) is not None]
+        for k in gone:
+            self.store.delete(ns, k)
+        self.vectors.forget([(ns, k) for k in gone])
+        return len(gone)
 
     def any(self, scopes: list[tuple[str, str]]) -> bool:
-        """Whether any learning exists in these scopes: most users have none, and then no
-        embedding of the file needs computing (or paying for)."""
+        """Whether any learning exists in these scopes: most users have none, and then nothing
+        needs indexing or embedding."""
         return any(self.store.search(scope_namespace(s), limit=1) for s in scopes)
 
-    def search(
-        self, scopes: list[tuple[str, str]], query: str, *, limit: int = 5, min_score: float = MIN_SCORE
-    ) -> list[Learning]:
-        found: list[Learning] = []
-        if self.vector_index:
-            for scope in scopes:
-                for item in self.store.search(scope_namespace(scope), query=query, limit=limit):
-                    score = item.score if item.score is not None else 0.0
-                    found.append(
-                        Learning(item.key, item.value["text"], scope, item.value.get("origin", {}), score)
-                    )
-        else:
-            q = self.embeddings.embed_query(query)
-            for scope in scopes:
-                for item in self.store.search(scope_namespace(scope), limit=10_000):
-                    emb = item.value.get("embedding")
-                    if not emb or len(emb) != len(q):
-                        continue
-                    found.append(
-                        Learning(
-                            item.key, item.value["text"], scope, item.value.get("origin", {}), _cosine(q, emb)
-                        )
-                    )
-        found = [lr for lr in found if (lr.score or 0.0) >= min_score]
-        found.sort(key=lambda lr: -(lr.score or 0.0))
-        return found[:limit]
+    def recall(self, scopes: list[tuple[str, str]]) -> Recall:
+        """Everything in these scopes, indexed once for a review."""
+        found = [lr for s in scopes for lr in self.list(s)]
+        return Recall(found, self)
 
     def similarity(self, a: str, b: str) -> float:
-        va, vb = self.embeddings.embed_documents([a, b])
-        return _cosine(va, vb)
+        """How alike two findings are (0..1): their vectors' cosine with an embedder, else the
+        cosine of their terms. An embeddings failure costs the vector, never the review."""
+        if self.embedder is not None:
+            try:
+                va, vb = self.embedder.embed_documents([a, b])
+                return cosine(va, vb)
+            except ReviewAgentError as exc:
+                log.warning("embeddings unavailable, comparing findings by their words: %s", exc)
+                self.embedder = None
+        return term_cosine(a, b)
+
+
+class Recall:
+    """One review's view of the learnings in its scopes: lexical index built once, vectors for
+    the embedder in use fetched once (and made for learnings that have none yet)."""
+
+    def __init__(self, learnings: list[Learning], memory: Learnings) -> None:
+        self.learnings = learnings
+        self.index = LexicalIndex([lr.text for lr in learnings])
+        self.embedder = memory.embedder
+        self.vectors: dict[Ref, list[float]] = {}
+        if self.embedder is not None and learnings:
+            self._load_vectors(memory.vectors)
+
+    def _load_vectors(self, cache: VectorCache) -> None:
+        assert self.embedder is not None
+        refs = [lr.ref for lr in self.learnings]
+        try:
+            self.vectors = cache.get_many(self.embedder.id, refs)
+            missing = [lr for lr in self.learnings if lr.ref not in self.vectors]
+            if missing:
+                made = self.embedder.embed_documents([lr.text for lr in missing])
+                rows = [(lr.ref, v) for lr, v in zip(missing, made, strict=True)]
+                cache.put_many(self.embedder.id, rows)
+                self.vectors.update(rows)
+                log.info("made %d learning vector(s) for %s", len(rows), self.embedder.id)
+        except ReviewAgentError as exc:
+            self._vectors_off(exc)
+
+    def _vectors_off(self, exc: Exception) -> None:
+        log.warning("learnings recalled by their words only (embeddings unavailable: %s)", exc)
+        self.embedder = None
+        self.vectors = {}
+
+    def scored(self, path: str, text: str) -> list[Learning]:
+        """The learnings relevant to this file, best first (dismissals of other files left out)."""
+        if not self.learnings:
+            return []
+        lexical = self.index.score(path, text)
+        query: list[float] | None = None
+        if self.embedder is not None and self.vectors:
+            try:
+                query = self.embedder.embed_query(f"{path}\n{text}")
+            except ReviewAgentError as exc:
+                self._vectors_off(exc)
+        found: list[Learning] = []
+        for lr, lex in zip(self.learnings, lexical, strict=True):
+            glob = lex.glob
+            if lr.dismissed_finding:
+                # a dismissal says "not this, here": it is about the file it was made on, and
+                # only that one; broader rules are taught with `review-agent learn`
+                if lr.origin.get("path") != path:
+                    continue
+                glob = True
+            vec = cosine(query, self.vectors[lr.ref]) if query and lr.ref in self.vectors else None
+            # a rule that names other paths needs more of its words in this file
+            score = lex.score * (OTHER_PATHS_FACTOR if glob is False else 1.0)
+            lexical = score >= LEXICAL_MIN or (lex.matched >= 2 and score >= LEXICAL_MIN_TWO_TERMS)
+            if not (glob is True or lexical or (vec or 0.0) >= VECTOR_MIN):
+                continue
+            score += GLOB_BONUS if glob else 0.0
+            score += VECTOR_WEIGHT * max(vec or 0.0, 0.0)
+            found.append(Learning(lr.key, lr.text, lr.scope, lr.origin, score))
+        found.sort(key=lambda lr: (-(lr.score or 0.0), lr.key))
+        return found
+
+    def __call__(self, path: str, text: str) -> Recalled:
+        found = self.scored(path, text)
+        top = found[:MAX_RECALLED]
+        dismissed = [lr for lr in found if lr.dismissed_finding]
+        ids = list(dict.fromkeys([lr.key for lr in top] + [lr.key for lr in dismissed]))
+        return Recalled(
+            rules=[lr.text for lr in top],
+            dismissed=[lr.dismissed_finding or "" for lr in dismissed],
+            ids=ids,
+        )

@@ -3,6 +3,9 @@ an organisation's defaults (``("org", ORG, "preferences")``), which a user's own
 
 Store namespace labels may not contain dots, and logins may be e-mail addresses, so labels are
 percent-escaped (readable, reversible, and never a digest a person cannot recognise).
+
+Every value goes into the prompts of its user, so ``set`` refuses credentials, empty or
+unprintable keys and oversized values (``storage/admission.py``) whoever calls it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.store.base import BaseStore
+
+from review_agent.storage.admission import check_key, check_name, check_value
 
 
 def label(text: str) -> str:
@@ -26,7 +31,14 @@ class Preferences:
     def __init__(self, store: BaseStore) -> None:
         self.store = store
 
+    def check(self, login: str, key: str, value: Any, *, scope: str = "user") -> None:
+        """Raise BadInput if ``set`` would refuse this."""
+        user_namespace(login, scope=scope)
+        check_name("organisation" if scope == "org" else "user", login)
+        check_value(check_key(key), value)
+
     def set(self, login: str, key: str, value: Any, *, scope: str = "user") -> None:
+        self.check(login, key, value, scope=scope)
         self.store.put(user_namespace(login, scope=scope), key, {"value": value}, index=False)
 
     def get(self, login: str, key: str, *, scope: str = "user") -> Any | None:
