@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 from markdown_it import MarkdownIt
 
@@ -42,6 +44,8 @@ from tests.hostile_corpus import (
     build_local,
     load_corpus,
 )
+from tests.pg import ADMIN_URL, temp_database
+from tests.services import PrivateRedis
 from tests.test_markdown_sanitizer import problems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -440,6 +444,55 @@ def test_a_hostile_pull_request_keeps_every_promise(reviewed: Outcome) -> None:
     for check in PROMISES:
         check(reviewed, promises)
     assert promises.broken == {}, json.dumps(promises.broken, indent=1, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------------------------
+# the suite owns the services it uses (issue 11, item 6)
+
+# A Redis URL or client on the machine's default server: what the suite must never open.
+_SHARED_REDIS = re.compile(r"redis://(?:[^@\s/]*@)?(?:localhost|127\.0\.0\.1)(?::6379)?/|\bRedis\(\s*\)")
+
+
+def shared_service_uses(tests_dir: Path) -> list[str]:
+    """Lines of the test code that would open the machine's own Redis (port 6379, or a client
+    built with no address)."""
+    found = []
+    for path in sorted(tests_dir.rglob("*.py")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if _SHARED_REDIS.search(line):
+                found.append(f"{path.relative_to(tests_dir)}:{number}: {line.strip()}")
+    return found
+
+
+def _existing(names: list[str]) -> int:
+    with psycopg.connect(ADMIN_URL) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_database WHERE datname = ANY(%s)", (names,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_the_suite_starts_its_own_redis_and_creates_its_own_databases(
+    session_redis: PrivateRedis, redis_url: str, tmp_path: Path
+) -> None:
+    """The Redis every test gets is a ``redis-server`` this session started, on a port of its
+    own, persisting nothing; a Postgres database is created under a fresh name and dropped after;
+    and no test opens the machine's own Redis."""
+    assert session_redis.proc is not None and session_redis.port != 6379
+    assert redis_url == session_redis.url
+    with session_redis.client() as c:
+        assert c.info("server")["process_id"] == session_redis.proc.pid  # our child, not a neighbour
+        assert c.config_get("save")["save"] == "" and c.config_get("appendonly")["appendonly"] == "no"
+    with temp_database("ra_own") as first, temp_database("ra_own") as second:
+        names = [urlsplit(u).path.lstrip("/") for u in (first, second)]
+        assert names[0] != names[1] and all(n.startswith("ra_own_") for n in names)
+        assert _existing(names) == 2
+    assert _existing(names) == 0  # dropped
+    assert shared_service_uses(ROOT / "tests") == []
+    bad = 'URL = "redis://local' + 'host:6379/0"\nclient = redis.Red' + "is()\n"  # split: not a use here
+    (tmp_path / "test_bad.py").write_text(bad)
+    assert len(shared_service_uses(tmp_path)) == 2  # the scan can fail
 
 
 # --------------------------------------------------------------------------------------------
