@@ -174,10 +174,13 @@ def main_body(report: ReviewReport, ctx: BodyContext, review_fp: str) -> tuple[s
     else:
         comments = f"{len(ctx.items)} comment(s) ({_counts(ctx.items)})"
     reviewer = f" · reviewer {_code(report.reviewer)}" if report.reviewer else ""
+    # a failed file is not reviewed: the rerun retries it (the notes say so)
+    failed = f", {len(report.failed)} failed" if report.failed else ""
+    done = f"**{len(report.reviewed)}/{report.files_total} files reviewed**{failed}"
     header = [
         "## review-agent review",
         "",
-        f"**{len(report.files)}/{report.files_total} files reviewed** at `{target.head_sha[:12]}` · "
+        f"{done} at `{target.head_sha[:12]}` · "
         f"{comments} · {len(report.skipped)} skipped" + reviewer + (" (offline)" if report.offline else ""),
     ]
     if report.head_sha and report.head_sha != target.head_sha:
