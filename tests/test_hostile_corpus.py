@@ -62,6 +62,8 @@ FORGED_HEX = "0123456789abcdef0123456789abcdef"  # the fingerprint the corpus fo
 CANARY = "CANARY-of-the-file-a-symlink-points-at-4711"
 MAX_PROMPT_CHARS = 150_000
 _MARKDOWN = MarkdownIt("commonmark").enable("table")
+_FENCED = re.compile(r"<<<(PR|DIFF|EXCERPT) ([0-9a-f]{12})\n.*?\n\1 \2>>>", re.S)
+_INJECTION = re.compile(r"ignore previous instructions", re.I)
 _OUR_MARKER = re.compile(r"<!-- review-agent:(?:comment|review|summary):[0-9a-f]{32} -->")
 _OUR_DETAILS = re.compile(r"^(?:<details><summary>\d+ file\(s\) skipped</summary>|</details>)$", re.M)
 
@@ -348,6 +350,16 @@ def dotenv_and_config_of_the_repository(o: Outcome, p: Promises) -> None:
             for c in o.model.calls
             if c.messages[0].get("content") != SYSTEM_PROMPT
         ],
+    )
+    outside = [(c.path, _FENCED.sub("", str(c.messages[-1].get("content")))) for c in o.model.calls]
+    p.check(
+        "the change and the PR's title and description reach the model only inside their fences",
+        [f"injection outside the fences about {path!r}" for path, text in outside if _INJECTION.search(text)]
+        + (
+            []
+            if any(_INJECTION.search(str(c.messages[-1].get("content"))) for c in o.model.calls)
+            else ["not sent"]
+        ),
     )
     for place, r in o.json_runs.items():
         notes = r.data["notes"]
