@@ -306,7 +306,9 @@ def test_local_odd_content_never_crashes_and_stays_within_limits(odd_local: Outc
     reviewed = {f["path"] for f in report["files"]}
     assert {"big_edit.txt", "bad_utf8.py", "with space.py"} <= reviewed
     assert {"link_abs.py", "link_rel.py", "link_dir"} <= reviewed
-    assert odd_local.model.total_calls == len(report["files"])
+    links = {f["path"] for f in report["files"] if f["reviewer"] == "symlink"}
+    assert links == {"link_abs.py", "link_rel.py", "link_dir"}  # recorded as links, never sent
+    assert odd_local.model.total_calls == len(report["files"]) - len(links)
     assert all(len(p) < MAX_PROMPT_CHARS for p in odd_local.prompts())
 
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from github.PullRequest import ReviewComment
 
 from review_agent.publish.fingerprints import marker, summary_fingerprint
-from review_agent.publish.markdown import fit, sanitize
+from review_agent.publish.markdown import fit, sanitize, strip_markers
 from review_agent.publish.report import ReviewReport
 from review_agent.sources.base import ResolvedTarget
 from review_agent.state.schemas import SEVERITY_ORDER, Comment
+from review_agent.textsafe import md_code
 
 BODY_LIMIT = 65536  # GitHub's limit on a review body and on an inline comment body
 MOVED_COMMENT_LIMIT = 8000  # one comment moved to the body may not crowd out all the others
@@ -78,8 +79,11 @@ class _Piece:
 
 
 def _code(path: str) -> str:
-    """A path as a code span (a backtick in a file name would end it early)."""
-    return "`" + path.replace("`", "'") + "`"
+    """A file name as one code span on one line: a newline in a name would end the heading and
+    start a block of raw HTML (``a\\n<img src=…>.py``), so control and bidi characters are shown
+    as visible escapes; the fence is longer than any backtick run in the name; and a name shaped
+    like our fingerprint marker loses it (the publisher finds markers by text, in code too)."""
+    return md_code(strip_markers(path))
 
 
 def _heading(path: str) -> str:
@@ -170,10 +174,13 @@ def main_body(report: ReviewReport, ctx: BodyContext, review_fp: str) -> tuple[s
     else:
         comments = f"{len(ctx.items)} comment(s) ({_counts(ctx.items)})"
     reviewer = f" · reviewer {_code(report.reviewer)}" if report.reviewer else ""
+    # a failed file is not reviewed: the rerun retries it (the notes say so)
+    failed = f", {len(report.failed)} failed" if report.failed else ""
+    done = f"**{len(report.reviewed)}/{report.files_total} files reviewed**{failed}"
     header = [
         "## review-agent review",
         "",
-        f"**{len(report.files)}/{report.files_total} files reviewed** at `{target.head_sha[:12]}` · "
+        f"{done} at `{target.head_sha[:12]}` · "
         f"{comments} · {len(report.skipped)} skipped" + reviewer + (" (offline)" if report.offline else ""),
     ]
     if report.head_sha and report.head_sha != target.head_sha:
