@@ -403,8 +403,9 @@ class ReviewRun:
 
     def _file_event(self, event: dict[str, Any], counted: set[str]) -> None:
         path, how = event["file_done"], event.get("how")
-        if path in counted:
+        if path in counted:  # done before this run, or already reported by it (a retried step)
             return
+        counted.add(path)
         if how == "failed":
             reason = event.get("error") or "the review failed"
             self.listener.info(f"{path}: not reviewed: {reason}")

@@ -495,8 +495,9 @@ def test_model_faults_in_one_review(
 ) -> None:
     """Every file meets a different fault, all in one run (concurrency 4, posted):
     5xx twice then success; 429 with Retry-After; malformed JSON once (repaired) and twice
-    (summary-only); lines outside the diff and negative lines; an answer that tries to approve
-    and to smuggle markup into the review. The run succeeds and posts one COMMENT review."""
+    (no review: the file is failed, the run exits 3 and the rest is posted); lines outside the
+    diff and negative lines; an answer that tries to approve and to smuggle markup into the
+    review. One COMMENT review is posted; a failed file is not asked again within the run."""
     env = github_env(gh, model_env, {"REVIEW_AGENT_HOME": str(tmp_path / "home")})
     forged_review = "<!-- review-agent:review:" + "0" * 32 + " -->"
     forged_comment = "<!-- review-agent:comment:" + "1" * 32 + " -->"
@@ -536,10 +537,12 @@ def test_model_faults_in_one_review(
     )
     args = ["review", pr_url(gh), "--post", "-j", "4", "-f", "json"]
     r = run_cli(args, env, tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 3 and "1 file could not be reviewed; rerun to retry them" in r.stderr, r.stderr
+    assert all(int(m) <= N_FILES for m in re.findall(r"^\[(\d+)/", r.stderr, re.M)), r.stderr
     report = json.loads(r.stdout)
     by_path = {f["path"]: f for f in report["files"]}
     assert list(by_path) == PATHS
+    assert by_path[PATHS[3]]["status"] == "failed" and report["files_failed"] == 1
 
     calls = {p: fake_openai.calls_for(p) for p in PATHS}
     assert calls == {**dict.fromkeys(PATHS, 1), PATHS[0]: 3, PATHS[1]: 2, PATHS[2]: 2, PATHS[3]: 2}

@@ -76,6 +76,9 @@ class FileReviewRun:
         self.ports = ports
         self._sent = 0
         self._lock = threading.Lock()
+        # files whose review failed in this run: retried by the next run, not by a retry of the
+        # same step (a window re-executed after another file's outage would ask again)
+        self._failed: set[str] = set()
 
     def _take_slot(self) -> None:
         cap = self.ports.run_cap
@@ -97,6 +100,8 @@ class FileReviewRun:
         if is_done(saved, ports.reviewer):  # finished before a crash: never ask again
             assert saved is not None
             emit(_event(saved, "done"))
+            return saved.model_copy(update={"model_calls": 0, "cost_usd": None})
+        if saved is not None and path in self._failed:
             return saved.model_copy(update={"model_calls": 0, "cost_usd": None})
         changed = ports.source.get_file(path)
         if changed is None or changed.patch is None:
@@ -154,6 +159,9 @@ class FileReviewRun:
             )
             if raw.ok:  # a failed review is never offered to a later review
                 results.put_cached(key, raw)
+            else:
+                with self._lock:
+                    self._failed.add(path)
             how = raw.status
         review = raw
         if dismissed and ports.similarity is not None and raw.ok:
