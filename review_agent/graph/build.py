@@ -205,11 +205,12 @@ def _run_window(
     may not send. Any other failure stops new files (those running finish and are saved), then
     is raised — an interruption only if nothing worse happened."""
     abort = threading.Event()
+    files.start_window()
     if width == 1:
         out: list[FileReview | RunCapReached] = []
         for entry in todo:
             try:
-                out.append(files.review(entry, prefs, writer, abort))
+                out.append(files.review(entry, prefs, writer, abort, None))
             except RunCapReached as cap:
                 out.append(cap)
                 break
@@ -221,7 +222,7 @@ def _run_window(
         # stream writer needs it); one copy per task, as a context is entered by one thread at
         # a time
         futures: dict[Future[FileReview], int] = {
-            pool.submit(contextvars.copy_context().run, files.review, e, prefs, writer, abort): i
+            pool.submit(contextvars.copy_context().run, files.review, e, prefs, writer, abort, i): i
             for i, e in enumerate(todo)
         }
         pending = set(futures)

@@ -76,20 +76,53 @@ class FileReviewRun:
         self.ports = ports
         self._sent = 0
         self._lock = threading.Lock()
+        # --max-files takes files in plan order, whatever order the pool's threads reach their
+        # decision in: a window's file i decides (send or not) only after files 0..i-1 did
+        self._turn = threading.Condition(self._lock)
+        self._next = 0
         # files whose review failed in this run: retried by the next run, not by a retry of the
         # same step (a window re-executed after another file's outage would ask again)
         self._failed: set[str] = set()
 
-    def _take_slot(self) -> None:
-        cap = self.ports.run_cap
+    def start_window(self) -> None:
         with self._lock:
-            if cap is not None and self._sent >= cap:
-                raise RunCapReached
-            self._sent += 1
+            self._next = 0
+
+    def _decide(self, index: int | None, send: bool) -> None:
+        """File ``index`` of the window will (``send``) or will not need the reviewer. Raises
+        RunCapReached when this run may send no more files."""
+        cap = self.ports.run_cap
+        if cap is None:
+            return
+        with self._turn:
+            if index is not None:
+                self._turn.wait_for(lambda: self._next >= index)
+                self._next = max(self._next, index + 1)
+                self._turn.notify_all()
+            if send:
+                if self._sent >= cap:
+                    raise RunCapReached
+                self._sent += 1
 
     def review(
         self, entry: dict[str, Any], prefs: dict[str, Any], emit: Callable[[dict[str, Any]], None],
-        abort: threading.Event,
+        abort: threading.Event, index: int | None = None,
+    ) -> FileReview:  # fmt: skip
+        decided = [False]
+
+        def decide(send: bool) -> None:
+            decided[0] = True
+            self._decide(index, send)
+
+        try:
+            return self._review(entry, prefs, emit, abort, decide)
+        finally:
+            if not decided[0]:  # a file that stopped early must not hold up the files after it
+                self._decide(index, False)
+
+    def _review(
+        self, entry: dict[str, Any], prefs: dict[str, Any], emit: Callable[[dict[str, Any]], None],
+        abort: threading.Event, decide: Callable[[bool], None],
     ) -> FileReview:  # fmt: skip
         ports, results, thread_id = self.ports, self.ports.results, self.ports.thread_id
         path = entry["path"]
@@ -133,7 +166,7 @@ class FileReviewRun:
             )
             how = "reused" if earlier else "reviewed"
         else:
-            self._take_slot()
+            decide(True)
             content = ports.source.get_content(path)
             outcome = ports.reviewer.review(
                 ReviewRequest(
