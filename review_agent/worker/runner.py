@@ -1,0 +1,140 @@
+"""``review-agent worker``: run the queue's workers in this process until SIGINT/SIGTERM.
+
+Two procrastinate workers share one event loop and one connection pool: one runs reviews and
+commands (``--jobs`` at a time, each reviewing ``--concurrency`` files at a time), the other the
+periodic maintenance, so that the stalled-job check still runs when every review slot is busy.
+
+procrastinate stops a worker whose side task fails (a lost heartbeat or LISTEN connection when
+Postgres restarts). This loop then opens the pool again and starts new workers, with a growing
+pause while the database stays away; the jobs the old workers held are requeued by the stalled
+check. A first SIGINT/SIGTERM stops new work and lets the reviews in flight stop at their next
+file boundary (they are requeued for another worker); a second one exits at once (the stalled
+check requeues what was running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from review_agent.config import Settings
+from review_agent.errors import BadInput
+from review_agent.worker.auth import check_credentials
+from review_agent.worker.joblog import WORKER_NAME
+from review_agent.worker.queue import COMMAND_TASK, MAINTENANCE_QUEUE, REVIEW_QUEUE, make_app
+from review_agent.worker.retry import RetryByErrorClass
+from review_agent.worker.review_task import Runtime, register_review_task
+from review_agent.worker.schema import ensure_app_schema
+
+log = logging.getLogger(__name__)
+MAX_PAUSE = 30.0
+
+
+def _build_app(runtime: Runtime):  # -> procrastinate.App
+    from review_agent.worker.commands import run_command
+    from review_agent.worker.maintenance import register_maintenance
+
+    settings = runtime.settings
+    assert settings.database_url
+    app = make_app(settings.database_url, settings.db_pool_size)
+    retry = RetryByErrorClass(settings.job_retries, settings.job_retry_wait)
+    register_review_task(app, runtime, retry)
+    register_maintenance(app, runtime)
+
+    @app.task(name=COMMAND_TASK, queue=REVIEW_QUEUE, retry=retry)
+    async def pull_request_command(**kwargs: object) -> str:
+        return await asyncio.to_thread(run_command, settings, dict(kwargs))
+
+    return app
+
+
+async def _serve(runtime: Runtime, jobs: int, stopping: asyncio.Event) -> None:
+    settings = runtime.settings
+    stalled = settings.stalled_after
+    common = {
+        "install_signal_handlers": False,
+        "update_heartbeat_interval": max(0.25, stalled / 4),
+        "stalled_worker_timeout": stalled,
+        "fetch_job_polling_interval": 2.0,
+        "abort_job_polling_interval": 1.0,
+        "listen_notify": True,
+    }
+    pause = 1.0
+    while not stopping.is_set():
+        app = _build_app(runtime)
+        try:
+            async with app.open_async():
+                pause = 1.0
+                workers = [
+                    asyncio.create_task(
+                        app.run_worker_async(
+                            queues=[REVIEW_QUEUE], concurrency=jobs, name=f"{WORKER_NAME}/reviews", **common
+                        )
+                    ),
+                    asyncio.create_task(
+                        app.run_worker_async(
+                            queues=[MAINTENANCE_QUEUE],
+                            concurrency=1,
+                            name=f"{WORKER_NAME}/maintenance",
+                            delete_jobs="successful",
+                            **common,
+                        )
+                    ),
+                ]
+                stop_wait = asyncio.create_task(stopping.wait())
+                await asyncio.wait([*workers, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+                stop_wait.cancel()
+                for w in workers:  # cancelling run_worker_async is procrastinate's graceful stop
+                    w.cancel()
+                results = await asyncio.gather(*workers, return_exceptions=True)
+                if not stopping.is_set():
+                    problems = [r for r in results if isinstance(r, BaseException)]
+                    log.warning(
+                        "worker stopped (%s); starting again",
+                        type(problems[0]).__name__ if problems else "its connection to Postgres was lost",
+                    )
+        except Exception as exc:  # the database is away: try again after a pause
+            if stopping.is_set():
+                break
+            log.warning("queue unreachable (%s); retrying in %.0fs", type(exc).__name__, pause)
+        if not stopping.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=pause)
+            pause = min(MAX_PAUSE, pause * 2)
+
+
+async def _main(settings: Settings, concurrency: int, jobs: int) -> int:
+    loop = asyncio.get_running_loop()
+    # reviews run in threads: room for every job and the commands beside them
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=jobs + 4, thread_name_prefix="job"))
+    runtime = Runtime(settings=settings, concurrency=concurrency)
+    stopping = asyncio.Event()
+    signals_seen: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        signals_seen.append(signum)
+        if len(signals_seen) > 1:
+            os._exit(130)  # the stalled check requeues what was running
+        log.info("stopping: reviews in flight stop at their next file boundary and are requeued")
+        runtime.shutdown.set()
+        stopping.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    log.info("worker %s: %d review(s) at a time, %d file(s) each", WORKER_NAME, jobs, concurrency)
+    await _serve(runtime, jobs, stopping)
+    return 0
+
+
+def run_worker(settings: Settings, *, concurrency: int = 4, jobs: int = 1) -> int:
+    url = settings.database_url
+    if not url or not url.startswith(("postgres://", "postgresql://")):
+        raise BadInput("`worker` needs DATABASE_URL=postgresql://… (the queue lives in Postgres)")
+    mode = check_credentials(settings)
+    ensure_app_schema(url)
+    log.info("GitHub credentials: %s mode", mode)
+    return asyncio.run(_main(settings, concurrency, jobs))
