@@ -582,6 +582,8 @@ def worker(
 
     settings = _settings()
     logging.getLogger("review_agent").setLevel(logging.INFO)
+    for handler in logging.getLogger().handlers:  # a long-running process: say when
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
     raise typer.Exit(_run(run_worker, settings, concurrency=concurrency, jobs=jobs))
 
 

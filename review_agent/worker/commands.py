@@ -51,7 +51,7 @@ def run_command(settings: Settings, kwargs: dict[str, Any]) -> str:
         url, token=token_of(settings), api_url=settings.github_api_url, retries=settings.github_retries
     )
     try:
-        pr = source.pull_request()
+        pr = source.pull_request
         mark = _fingerprint(command, comment_id)
         if any(mark in (c.body or "") for c in pr.get_issue_comments()):
             return f"/{command}: answered before"

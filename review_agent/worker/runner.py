@@ -34,6 +34,29 @@ log = logging.getLogger(__name__)
 MAX_PAUSE = 30.0
 
 
+def _one_line(exc: BaseException) -> str:
+    from procrastinate.exceptions import ConnectorException
+
+    # procrastinate's "Database error." wraps the psycopg error that says what happened
+    cause = exc.__cause__ if isinstance(exc, ConnectorException) and exc.__cause__ is not None else exc
+    text = " ".join(str(cause).split()) or "no message"
+    return f"{type(cause).__name__}: {text[:300]}"
+
+
+class OneLineErrors(logging.Filter):
+    """procrastinate logs a lost connection (every worker, every Postgres restart) with its
+    traceback; an operator needs one line, as from the CLI. REVIEW_AGENT_DEBUG=1 keeps them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and not os.environ.get("REVIEW_AGENT_DEBUG"):
+            message = " ".join(record.getMessage().split())
+            record.msg = f"{message} ({_one_line(record.exc_info[1])})"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def _build_app(runtime: Runtime):  # -> procrastinate.App
     from review_agent.worker.commands import run_command
     from review_agent.worker.maintenance import register_maintenance
@@ -92,15 +115,15 @@ async def _serve(runtime: Runtime, jobs: int, stopping: asyncio.Event) -> None:
                     w.cancel()
                 results = await asyncio.gather(*workers, return_exceptions=True)
                 if not stopping.is_set():
-                    problems = [r for r in results if isinstance(r, BaseException)]
-                    log.warning(
-                        "worker stopped (%s); starting again",
-                        type(problems[0]).__name__ if problems else "its connection to Postgres was lost",
-                    )
+                    problems = [
+                        r for r in results if isinstance(r, Exception)
+                    ]  # a CancelledError is our own stop
+                    why = _one_line(problems[0]) if problems else "its connection to Postgres was lost"
+                    log.warning("worker stopped (%s); starting again", why)
         except Exception as exc:  # the database is away: try again after a pause
             if stopping.is_set():
                 break
-            log.warning("queue unreachable (%s); retrying in %.0fs", type(exc).__name__, pause)
+            log.warning("queue unreachable (%s); retrying in %.0fs", _one_line(exc), pause)
         if not stopping.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=pause)
@@ -108,6 +131,8 @@ async def _serve(runtime: Runtime, jobs: int, stopping: asyncio.Event) -> None:
 
 
 async def _main(settings: Settings, concurrency: int, jobs: int) -> int:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(OneLineErrors())
     loop = asyncio.get_running_loop()
     # reviews run in threads: room for every job and the commands beside them
     loop.set_default_executor(ThreadPoolExecutor(max_workers=jobs + 4, thread_name_prefix="job"))
@@ -136,5 +161,9 @@ def run_worker(settings: Settings, *, concurrency: int = 4, jobs: int = 1) -> in
         raise BadInput("`worker` needs DATABASE_URL=postgresql://… (the queue lives in Postgres)")
     mode = check_credentials(settings)
     ensure_app_schema(url)
+    # loaded now, not by the first job: a worker that takes over a dead one's review starts at once
+    import review_agent.service
+    import review_agent.views  # noqa: F401
+
     log.info("GitHub credentials: %s mode", mode)
     return asyncio.run(_main(settings, concurrency, jobs))
