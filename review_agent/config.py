@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     reconcile_interval: int = Field(default=900, ge=0, alias="REVIEW_AGENT_RECONCILE_INTERVAL")
     reconcile_limit: int = Field(default=50, ge=1, alias="REVIEW_AGENT_RECONCILE_LIMIT")
     db_pool_size: int = Field(default=4, ge=1, alias="REVIEW_AGENT_DB_POOL_SIZE")
+    webhook_synchronous_commit: bool = Field(default=True, alias="REVIEW_AGENT_WEBHOOK_SYNC_COMMIT")
 
     @property
     def model_configured(self) -> bool:

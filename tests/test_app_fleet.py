@@ -110,7 +110,7 @@ def test_a_worker_killed_mid_review_is_finished_by_another(
             "the first worker to be mid-review",
         )
         f.start_worker("rescuer", "--concurrency", "2")
-        f.wait_until(lambda: "review(s) at a time" in f.log("rescuer"), 60, "the second worker")
+        f.wait_until(lambda: " ready: " in f.log("rescuer"), 60, "the second worker")
         called_before = {c.path for c in model.calls}
         assert not f.runs()
         f.kill(doomed)  # SIGKILL: no goodbye, the job stays "doing" with a silent heartbeat

@@ -77,7 +77,13 @@ def create_app(settings: Settings, queue: procrastinate.App) -> Starlette:
         action = route(event, payload, delivery_id, associations)
         try:
             outcome = await record_and_enqueue(
-                queue, delivery_id, event, payload.get("action"), repository_of(payload), action
+                queue,
+                delivery_id,
+                event,
+                payload.get("action"),
+                repository_of(payload),
+                action,
+                synchronous_commit=settings.webhook_synchronous_commit,
             )
         except Exception as exc:  # the database is down or refused: GitHub (or an operator) redelivers
             log.warning("delivery %s not recorded: %s", delivery_id, type(exc).__name__)

@@ -37,35 +37,32 @@ def _xact_key(key: str) -> int:
     return int(stable_digest("queue", key, length=16), 16) - (1 << 63)
 
 
-async def _pending_jobs(conn: AsyncConnection, key: str, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Jobs of this pull request in the given states (procrastinate's own table, read only)."""
-    cur = await conn.execute(
-        "SELECT id, status::text AS status, args->>'head_sha' AS head_sha, "
-        "coalesce((args->>'fresh')::boolean, false) AS fresh FROM procrastinate_jobs "
-        "WHERE lock = %s AND task_name = %s AND status = ANY(%s::procrastinate_job_status[]) ORDER BY id",
-        (key, REVIEW_TASK, list(statuses)),
-    )
+PENDING_JOBS = (
+    "SELECT id, status::text AS status, args->>'head_sha' AS head_sha, "
+    "coalesce((args->>'fresh')::boolean, false) AS fresh FROM procrastinate_jobs "
+    "WHERE lock = %s AND task_name = %s AND status = ANY(%s::procrastinate_job_status[]) ORDER BY id"
+)
+# known repositories, for the reconcile: inserted once, never updated here (a row updated by
+# every delivery would serialise a burst of deliveries of one repository on its row lock)
+REMEMBER_REPOSITORY = (
+    "INSERT INTO app_repositories (host, full_name, scheme, installation_id) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (host, full_name) DO NOTHING"
+)
+INSERT_DELIVERY = (
+    "INSERT INTO webhook_deliveries (delivery_id, event, action, repository, outcome) "
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (delivery_id) DO NOTHING RETURNING 1"
+)
+
+
+async def _rows(cur: Any) -> list[dict[str, Any]]:
     cols = [c.name for c in cur.description or []]
     return [dict(zip(cols, row, strict=True)) for row in await cur.fetchall()]
 
 
-async def _remember_repository(
-    conn: AsyncConnection, host: str, scheme: str, name: str, inst: int | None
-) -> None:
-    await conn.execute(
-        "INSERT INTO app_repositories (host, full_name, scheme, installation_id) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (host, full_name) DO UPDATE SET installation_id = "
-        "coalesce(EXCLUDED.installation_id, app_repositories.installation_id), active = true, "
-        "scheme = EXCLUDED.scheme, updated_at = now()",
-        (host, name, scheme, inst),
-    )
-
-
-async def _queue_review(app: procrastinate.App, conn: AsyncConnection, action: Review) -> Outcome:
+async def _queue_review(
+    app: procrastinate.App, conn: AsyncConnection, action: Review, waiting: list[dict[str, Any]]
+) -> Outcome:
     job = action.job
-    key = job.key
-    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_xact_key(key),))
-    waiting = await _pending_jobs(conn, key, ("todo",))
     for w in waiting:
         same_head = w["head_sha"] == job.head_sha or not job.head_sha
         if same_head and (w["fresh"] or not job.fresh):
@@ -75,8 +72,8 @@ async def _queue_review(app: procrastinate.App, conn: AsyncConnection, action: R
     job_id = await app.configure_task(
         REVIEW_TASK,
         queue=REVIEW_QUEUE,
-        lock=key,
-        queueing_lock=key,
+        lock=job.key,
+        queueing_lock=job.key,
         connection=conn,
         task_kwargs=job.as_kwargs(),
     ).defer_async()
@@ -84,10 +81,7 @@ async def _queue_review(app: procrastinate.App, conn: AsyncConnection, action: R
     return Outcome("queued", detail, job_id)
 
 
-async def _cancel(app: procrastinate.App, conn: AsyncConnection, action: Cancel) -> Outcome:
-    key = pr_key(action.repository, action.number)
-    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_xact_key(key),))
-    jobs = await _pending_jobs(conn, key, ("todo", "doing"))
+async def _cancel(app: procrastinate.App, conn: AsyncConnection, jobs: list[dict[str, Any]]) -> Outcome:
     for j in jobs:
         # a waiting job is cancelled; a running one is asked to stop at its next file boundary
         await app.job_manager.cancel_job_by_id_async(j["id"], abort=j["status"] == "doing", connection=conn)
@@ -108,7 +102,12 @@ async def _installation(conn: AsyncConnection, action: Installation) -> Outcome:
         (action.installation_id, action.account, action.active),
     )
     for name in action.added:
-        await _remember_repository(conn, action.host, action.scheme, name, action.installation_id)
+        await conn.execute(
+            "INSERT INTO app_repositories (host, full_name, scheme, installation_id) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (host, full_name) DO UPDATE SET "
+            "installation_id = EXCLUDED.installation_id, active = true, updated_at = now()",
+            (action.host, name, action.scheme, action.installation_id),
+        )
     for name in action.removed:
         await conn.execute(
             "UPDATE app_repositories SET active = false, updated_at = now() "
@@ -123,6 +122,17 @@ async def _installation(conn: AsyncConnection, action: Installation) -> Outcome:
     return Outcome("recorded", f"installation {action.installation_id}")
 
 
+def _expected(action: Action) -> Outcome:
+    """The outcome written with the delivery row, so that the usual case needs no UPDATE."""
+    if isinstance(action, Review):
+        return Outcome("queued", "review queued")
+    if isinstance(action, Command):
+        return Outcome("queued", f"/{action.name} queued")
+    if isinstance(action, Ignore):
+        return Outcome("ignored", action.reason)
+    return Outcome("recorded", "")
+
+
 async def record_and_enqueue(
     app: procrastinate.App,
     delivery_id: str,
@@ -130,34 +140,61 @@ async def record_and_enqueue(
     action_name: str | None,
     repository: str | None,
     action: Action,
+    *,
+    synchronous_commit: bool = True,
 ) -> Outcome:
-    """Insert the delivery id and do what ``action`` asks, in one transaction."""
+    """Insert the delivery id and do what ``action`` asks, in one transaction.
+
+    Round trips matter under a burst: the delivery row, the repository row, the pull request's
+    advisory lock and its pending jobs go in one pipeline; then the job is deferred; then the
+    commit. The job's arguments hold the delivery id (``args->>'delivery_id'``)."""
+    expected = _expected(action)
+    key = None
+    if isinstance(action, Review):
+        key = action.job.key
+    elif isinstance(action, Cancel):
+        key = pr_key(action.repository, action.number)
     async with app.connector.pool.connection() as conn, conn.transaction():  # type: ignore[attr-defined]
-        cur = await conn.execute(
-            "INSERT INTO webhook_deliveries (delivery_id, event, action, repository, outcome) "
-            "VALUES (%s, %s, %s, %s, 'received') ON CONFLICT (delivery_id) DO NOTHING RETURNING 1",
-            (delivery_id, event[:64], (action_name or "")[:64], (repository or "")[:200]),
-        )
-        if await cur.fetchone() is None:
+        async with conn.pipeline():
+            if not synchronous_commit:
+                await conn.execute("SET LOCAL synchronous_commit = off")
+            inserted = await conn.execute(
+                INSERT_DELIVERY,
+                (
+                    delivery_id,
+                    event[:64],
+                    (action_name or "")[:64],
+                    (repository or "")[:200],
+                    f"{expected.status}: {expected.detail}"[:200],
+                ),
+            )
+            if isinstance(action, Review | Command):
+                where = action.job if isinstance(action, Review) else action
+                await conn.execute(
+                    REMEMBER_REPOSITORY, (where.host, where.repository, where.scheme, where.installation_id)
+                )
+            pending = None
+            if key is not None:
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_xact_key(key),))
+                states = ["todo"] if isinstance(action, Review) else ["todo", "doing"]
+                pending = await conn.execute(PENDING_JOBS, (key, REVIEW_TASK, states))
+        if await inserted.fetchone() is None:
             return Outcome("duplicate", "this delivery was received before")
         if isinstance(action, Review):
-            j = action.job
-            await _remember_repository(conn, j.host, j.scheme, j.repository, j.installation_id)
-            outcome = await _queue_review(app, conn, action)
+            assert pending is not None
+            outcome = await _queue_review(app, conn, action, await _rows(pending))
         elif isinstance(action, Command):
-            await _remember_repository(
-                conn, action.host, action.scheme, action.repository, action.installation_id
-            )
             outcome = await _queue_command(app, conn, action)
         elif isinstance(action, Cancel):
-            outcome = await _cancel(app, conn, action)
+            assert pending is not None
+            outcome = await _cancel(app, conn, await _rows(pending))
         elif isinstance(action, Installation):
             outcome = await _installation(conn, action)
         else:
-            assert isinstance(action, Ignore)
-            outcome = Outcome("ignored", action.reason)
-        await conn.execute(
-            "UPDATE webhook_deliveries SET outcome = %s, job_id = %s WHERE delivery_id = %s",
-            (f"{outcome.status}: {outcome.detail}"[:200], outcome.job_id, delivery_id),
-        )
+            outcome = expected
+        if (outcome.status, outcome.detail) != (expected.status, expected.detail):
+            await conn.execute(
+                "UPDATE webhook_deliveries SET outcome = %s WHERE delivery_id = %s",
+                (f"{outcome.status}: {outcome.detail}"[:200], delivery_id),
+            )
         return outcome

@@ -93,9 +93,11 @@ def _open_heads(
     return out
 
 
+# the repositories most recently heard from first
 RECONCILE_REPOS = (
-    "SELECT host, scheme, full_name, installation_id FROM app_repositories WHERE active "
-    "ORDER BY updated_at DESC LIMIT %s"
+    "SELECT r.host, r.scheme, r.full_name, r.installation_id FROM app_repositories r WHERE r.active "
+    "ORDER BY (SELECT max(w.received_at) FROM webhook_deliveries w WHERE w.repository = r.full_name) "
+    "DESC NULLS LAST, r.updated_at DESC LIMIT %s"
 )
 HAS_REVIEW_OR_JOB = (
     "SELECT EXISTS (SELECT 1 FROM app_review_runs WHERE lower(repository) = lower(%s) AND number = %s "

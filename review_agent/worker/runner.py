@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -109,6 +110,13 @@ async def _serve(runtime: Runtime, jobs: int, stopping: asyncio.Event) -> None:
                     ),
                 ]
                 stop_wait = asyncio.create_task(stopping.wait())
+                await asyncio.sleep(0)  # let the workers register before saying so
+                log.info(
+                    "worker %s ready: %d review(s) at a time, %d file(s) each",
+                    WORKER_NAME,
+                    jobs,
+                    runtime.concurrency,
+                )
                 await asyncio.wait([*workers, stop_wait], return_when=asyncio.FIRST_COMPLETED)
                 stop_wait.cancel()
                 for w in workers:  # cancelling run_worker_async is procrastinate's graceful stop
@@ -150,9 +158,25 @@ async def _main(settings: Settings, concurrency: int, jobs: int) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
-    log.info("worker %s: %d review(s) at a time, %d file(s) each", WORKER_NAME, jobs, concurrency)
     await _serve(runtime, jobs, stopping)
     return 0
+
+
+PRELOAD = (
+    "langgraph.checkpoint.postgres",
+    "langgraph.store.postgres",
+    "review_agent.publish.github",
+    "review_agent.service",
+    "review_agent.sources.github",
+    "review_agent.views",
+)
+
+
+def _preload(settings: Settings) -> None:
+    """Import what a review needs now, not in the first job: a worker that takes over a dead
+    one's review (or the first of a burst) starts it at once instead of after seconds of imports."""
+    for name in (*PRELOAD, "review_agent.reviewers.model") if settings.model_configured else PRELOAD:
+        importlib.import_module(name)
 
 
 def run_worker(settings: Settings, *, concurrency: int = 4, jobs: int = 1) -> int:
@@ -161,9 +185,7 @@ def run_worker(settings: Settings, *, concurrency: int = 4, jobs: int = 1) -> in
         raise BadInput("`worker` needs DATABASE_URL=postgresql://… (the queue lives in Postgres)")
     mode = check_credentials(settings)
     ensure_app_schema(url)
-    # loaded now, not by the first job: a worker that takes over a dead one's review starts at once
-    import review_agent.service
-    import review_agent.views  # noqa: F401
+    _preload(settings)
 
     log.info("GitHub credentials: %s mode", mode)
     return asyncio.run(_main(settings, concurrency, jobs))

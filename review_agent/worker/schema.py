@@ -37,9 +37,9 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     action text,
     repository text,
     outcome text NOT NULL,
-    job_id bigint,
     received_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX IF NOT EXISTS webhook_deliveries_repository_idx ON webhook_deliveries (repository, received_at);
 CREATE TABLE IF NOT EXISTS app_installations (
     id bigint PRIMARY KEY,
     account text,
