@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from review_agent.server.signature import sign, signature_ok
 from review_agent.worker.maintenance import cron_every
 from review_agent.worker.queue import ReviewJob, pr_key
 from review_agent.worker.retry import Requeue, RetryByErrorClass
+from tests.crash import run_cli
 
 SECRET = b"s3cret"
 
@@ -199,3 +201,33 @@ def test_periodic_lines() -> None:
     assert cron_every(0.2) == "* * * * * */1"
     assert cron_every(900) == "*/15 * * * *"
     assert cron_every(7200) == "0 */2 * * *"
+
+
+# ---- the commands refuse what cannot work, in one line ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "says"),
+    [
+        (["serve"], {}, "DATABASE_URL=postgresql"),
+        (["worker"], {"GITHUB_TOKEN": "t"}, "DATABASE_URL=postgresql"),
+        (["worker"], {"DATABASE_URL": "postgresql://127.0.0.1:9/x"}, "GITHUB_APP_ID"),
+        (
+            ["worker"],
+            {
+                "DATABASE_URL": "postgresql://127.0.0.1:9/x",
+                "GITHUB_APP_ID": "1",
+                "GITHUB_APP_PRIVATE_KEY": "nope",
+            },
+            "not a PEM private key",
+        ),
+    ],
+)
+def test_serve_and_worker_refuse_a_configuration_that_cannot_work(
+    command: list[str], env: dict[str, str], says: str, tmp_path: Path
+) -> None:
+    result = run_cli(command, env, tmp_path, timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and "nope" not in result.stderr

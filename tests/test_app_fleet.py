@@ -280,3 +280,61 @@ def test_postgres_restarted_under_load_loses_and_duplicates_nothing(
         posted_once(github, "octo", "restart", pr.number, files=2)
     calls = model_calls_by_pr(model)
     assert len(calls) == 20 and max(calls.values()) <= 2, calls  # at most the files in flight again
+
+
+def test_app_mode_reviews_as_the_installation_and_never_retries_bad_input(
+    github: FakeGitHubApp, model: FakeOpenAI, db: str, tmp_path: Path
+) -> None:
+    from tests.test_github_app import _key, _pem, _public
+
+    key = _key()
+    key_file = tmp_path / "review-agent.private-key.pem"
+    key_file.write_text(_pem(key))
+    github.add_app(4242, _public(key))
+    installation = github.add_installation(4242, "acme", ["acme/shop"])
+    pr = github.add_pr("acme", "shop", 3, small_files(2, tag="#tapp"))
+    hidden = github.add_pr("other", "secret", 1, small_files(1), private=True)
+    env = {"GITHUB_TOKEN": "", "GITHUB_APP_ID": "4242", "GITHUB_APP_PRIVATE_KEY_PATH": str(key_file)}
+    with fleet(db, github, model.base_url, tmp_path, **env) as f:
+        f.start_server()
+        f.start_worker("w")
+        payload = pr_payload(github, pr)
+        payload["installation"] = {"id": installation}
+        assert post_webhook(f.url, "pull_request", payload)[0] == 202
+        # a delivery naming this installation for a repository it does not cover: refused by
+        # GitHub, so the job fails as bad input, once, and says why
+        stray = pr_payload(github, hidden)
+        stray["installation"] = {"id": installation}
+        assert post_webhook(f.url, "pull_request", stray)[0] == 202
+        f.wait_until(lambda: len(f.runs()) >= 2, 60, "both jobs")
+        status = github.add_issue_comment("acme", "shop", 3, "/status", user="maint")
+        post_webhook(
+            f.url,
+            "issue_comment",
+            {**comment_payload(github, pr, status, "MEMBER"), "installation": {"id": installation}},
+        )
+        f.wait_until(
+            lambda: any("review-agent:status" in c["body"] for c in github.issue_comments("acme", "shop", 3)),
+            60,
+            "the /status answer",
+        )
+        time.sleep(1.0)
+        runs = {r[0]: r for r in f.runs()}
+        jobs = dict(
+            f.query(
+                "SELECT lock, status::text FROM procrastinate_jobs WHERE task_name = %s",
+                ("review_agent.review_pull_request",),
+            )
+        )
+        log = f.log("w")
+    assert runs["acme/shop"][3] == "finished"
+    assert runs["other/secret"][3] == "error 2" and "not found" in runs["other/secret"][7].lower()
+    assert jobs == {"acme/shop#3": "succeeded", "other/secret#1": "failed"}  # no retry of bad input
+    (review,) = github.reviews("acme", "shop", 3)
+    assert review["user"]["login"] == "review-agent[bot]"
+    answers = [c for c in github.issue_comments("acme", "shop", 3) if "review-agent:status" in c["body"]]
+    assert [c["user"]["login"] for c in answers] == ["review-agent[bot]"]
+    assert github.minted_tokens and github.count("GET", "/user") == 0
+    for token in github.minted_tokens:  # never logged, never stored
+        assert token not in log
+        assert not f.query("SELECT 1 FROM procrastinate_jobs WHERE args::text LIKE %s", (f"%{token}%",))

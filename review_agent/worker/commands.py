@@ -13,7 +13,8 @@ from typing import Any
 
 from review_agent.config import Settings
 from review_agent.errors import BadInput
-from review_agent.worker.auth import settings_for_installation, token_of
+from review_agent.github import GitHubCredentials
+from review_agent.worker.auth import JobCredentials, token_credentials
 
 log = logging.getLogger(__name__)
 MAX_LEARNING = 500
@@ -23,10 +24,10 @@ def _fingerprint(kind: str, comment_id: int) -> str:
     return f"<!-- review-agent:{kind}:{comment_id} -->"
 
 
-def _status_text(settings: Settings, url: str) -> str:
+def _status_text(settings: Settings, url: str, github: GitHubCredentials | None) -> str:
     from review_agent.views import review_status
 
-    info = review_status(url, settings)
+    info = review_status(url, settings, github=github)
     head = info.head_sha[:12]
     if not info.started:
         return f"review-agent: the head {head} is not reviewed yet (a review is queued on each push)."
@@ -39,16 +40,22 @@ def _status_text(settings: Settings, url: str) -> str:
     return text + "."
 
 
-def run_command(settings: Settings, kwargs: dict[str, Any]) -> str:
+def run_command(credentials: JobCredentials, kwargs: dict[str, Any]) -> str:
     """Run one command (blocking: called in a worker thread); return what was done."""
     from review_agent.sources.github import GitHubSource
 
+    settings = credentials.settings
     command = str(kwargs["command"])
-    settings = settings_for_installation(settings, kwargs.get("installation_id"))
-    url = f"{kwargs['scheme']}://{kwargs['host']}/{kwargs['repository']}/pull/{int(kwargs['number'])}"
+    host, scheme, repository = str(kwargs["host"]), str(kwargs["scheme"]), str(kwargs["repository"])
+    url = f"{scheme}://{host}/{repository}/pull/{int(kwargs['number'])}"
     comment_id = int(kwargs["comment_id"])
+    installation = kwargs.get("installation_id")
+    github = credentials.for_repository(host, scheme, repository, int(installation) if installation else None)
     source = GitHubSource(
-        url, token=token_of(settings), api_url=settings.github_api_url, retries=settings.github_retries
+        url,
+        api_url=settings.github_api_url,
+        credentials=github or token_credentials(settings),
+        retries=settings.github_retries,
     )
     try:
         pr = source.pull_request
@@ -56,9 +63,9 @@ def run_command(settings: Settings, kwargs: dict[str, Any]) -> str:
         if any(mark in (c.body or "") for c in pr.get_issue_comments()):
             return f"/{command}: answered before"
         if command == "status":
-            answer = _status_text(settings, url)
+            answer = _status_text(settings, url, github)
         elif command == "learn":
-            answer = _learn(settings, pr, comment_id, str(kwargs["repository"]))
+            answer = _learn(settings, pr, comment_id, repository)
         else:
             raise BadInput(f"unknown command /{command}")
         pr.create_issue_comment(f"{answer}\n\n{mark}")

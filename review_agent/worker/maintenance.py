@@ -24,7 +24,7 @@ import procrastinate
 from procrastinate import exceptions as pexc
 from procrastinate.jobs import Status
 
-from review_agent.worker.auth import settings_for_installation, token_of
+from review_agent.worker.auth import token_credentials
 from review_agent.worker.joblog import bump_counter
 from review_agent.worker.queue import (
     MAINTENANCE_QUEUE,
@@ -76,14 +76,19 @@ def _open_heads(
     runtime: Runtime, host: str, scheme: str, repository: str, inst: int | None, limit: int
 ) -> list[tuple[int, str]]:
     """(number, head sha) of open, non-draft pull requests of one repository (blocking)."""
-    from github import Auth, Github
+    from review_agent.github.auth import github_client
+    from review_agent.github.refs import api_url_for, parse_pr_url
+    from review_agent.github.retry import read_retry
 
-    from review_agent.sources.github import parse_pr_url
-
-    settings = settings_for_installation(runtime.settings, inst)
-    token = token_of(settings)
-    api = settings.github_api_url or parse_pr_url(f"{scheme}://{host}/{repository}/pull/1").default_api_url
-    gh = Github(auth=Auth.Token(token) if token else None, base_url=api.rstrip("/"), timeout=30, lazy=True)
+    settings = runtime.settings
+    api = api_url_for(parse_pr_url(f"{scheme}://{host}/{repository}/pull/1"), settings.github_api_url)
+    credentials = runtime.credentials.for_repository(host, scheme, repository, inst)
+    gh = github_client(
+        api,
+        credentials or token_credentials(settings),
+        retry=read_retry(settings.github_retries, 0.5, max_rate_limit_wait=60, secondary_rate_wait=60),
+        timeout=30,
+    )
     out: list[tuple[int, str]] = []
     for pr in gh.get_repo(repository, lazy=True).get_pulls(state="open", sort="updated", direction="desc"):
         if not pr.draft:

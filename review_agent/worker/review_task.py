@@ -32,7 +32,7 @@ from procrastinate import JobContext
 from review_agent.config import Settings
 from review_agent.errors import Interrupted, ReviewAgentError
 from review_agent.publish.report import ReviewReport
-from review_agent.worker.auth import settings_for_installation
+from review_agent.worker.auth import JobCredentials
 from review_agent.worker.joblog import RunRecord, record_run
 from review_agent.worker.queue import REVIEW_TASK, ReviewJob
 from review_agent.worker.retry import Requeue, is_transient
@@ -47,6 +47,7 @@ class Runtime:
 
     settings: Settings
     concurrency: int
+    credentials: JobCredentials
     shutdown: threading.Event = field(default_factory=threading.Event)
 
 
@@ -82,11 +83,20 @@ async def newer_head_waiting(pool: Any, job: ReviewJob, job_id: int | None) -> b
         return await cur.fetchone() is not None
 
 
-def _run_review(settings: Settings, job: ReviewJob, concurrency: int, stop: threading.Event) -> ReviewReport:
+def _run_review(runtime: Runtime, job: ReviewJob, stop: threading.Event) -> ReviewReport:
+    """The review itself, in a worker thread, as the job's installation (or GITHUB_TOKEN)."""
     from review_agent.service import ReviewOptions, run_review
 
-    options = ReviewOptions(target=job.url, post=True, fresh=job.fresh, concurrency=concurrency, stop=stop)
-    return run_review(options, settings, _LogListener(job))
+    github = runtime.credentials.for_repository(job.host, job.scheme, job.repository, job.installation_id)
+    options = ReviewOptions(
+        target=job.url,
+        post=True,
+        fresh=job.fresh,
+        concurrency=runtime.concurrency,
+        stop=stop,
+        github=github,
+    )
+    return run_review(options, runtime.settings, _LogListener(job))
 
 
 def register_review_task(
@@ -124,10 +134,7 @@ def register_review_task(
                     stop.set()
 
         watcher = asyncio.create_task(watch(), name=f"watch job {job_id}")
-        settings = settings_for_installation(runtime.settings, job.installation_id)
-        thread = asyncio.ensure_future(
-            asyncio.to_thread(_run_review, settings, job, runtime.concurrency, stop)
-        )
+        thread = asyncio.ensure_future(asyncio.to_thread(_run_review, runtime, job, stop))
         try:
             try:
                 report = await asyncio.shield(thread)

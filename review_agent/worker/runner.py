@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from review_agent.config import Settings
 from review_agent.errors import BadInput
-from review_agent.worker.auth import check_credentials
+from review_agent.worker.auth import JobCredentials, job_credentials
 from review_agent.worker.joblog import WORKER_NAME
 from review_agent.worker.queue import COMMAND_TASK, MAINTENANCE_QUEUE, REVIEW_QUEUE, make_app
 from review_agent.worker.retry import RetryByErrorClass
@@ -71,7 +71,7 @@ def _build_app(runtime: Runtime):  # -> procrastinate.App
 
     @app.task(name=COMMAND_TASK, queue=REVIEW_QUEUE, retry=retry)
     async def pull_request_command(**kwargs: object) -> str:
-        return await asyncio.to_thread(run_command, settings, dict(kwargs))
+        return await asyncio.to_thread(run_command, runtime.credentials, dict(kwargs))
 
     return app
 
@@ -138,13 +138,14 @@ async def _serve(runtime: Runtime, jobs: int, stopping: asyncio.Event) -> None:
             pause = min(MAX_PAUSE, pause * 2)
 
 
-async def _main(settings: Settings, concurrency: int, jobs: int) -> int:
+async def _main(credentials: JobCredentials, concurrency: int, jobs: int) -> int:
+    settings = credentials.settings
     for handler in logging.getLogger().handlers:
         handler.addFilter(OneLineErrors())
     loop = asyncio.get_running_loop()
     # reviews run in threads: room for every job and the commands beside them
     loop.set_default_executor(ThreadPoolExecutor(max_workers=jobs + 4, thread_name_prefix="job"))
-    runtime = Runtime(settings=settings, concurrency=concurrency)
+    runtime = Runtime(settings=settings, concurrency=concurrency, credentials=credentials)
     stopping = asyncio.Event()
     signals_seen: list[int] = []
 
@@ -183,9 +184,9 @@ def run_worker(settings: Settings, *, concurrency: int = 4, jobs: int = 1) -> in
     url = settings.database_url
     if not url or not url.startswith(("postgres://", "postgresql://")):
         raise BadInput("`worker` needs DATABASE_URL=postgresql://… (the queue lives in Postgres)")
-    mode = check_credentials(settings)
+    credentials = job_credentials(settings)
     ensure_app_schema(url)
     _preload(settings)
 
-    log.info("GitHub credentials: %s mode", mode)
-    return asyncio.run(_main(settings, concurrency, jobs))
+    log.info("GitHub credentials: %s", credentials.mode)
+    return asyncio.run(_main(credentials, concurrency, jobs))
