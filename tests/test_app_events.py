@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -231,3 +232,16 @@ def test_serve_and_worker_refuse_a_configuration_that_cannot_work(
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and says in lines[0], result.stderr
     assert "Traceback" not in result.stderr and "nope" not in result.stderr
+
+
+def test_the_app_manifest_asks_for_what_the_app_uses() -> None:
+    manifest = json.loads((Path(__file__).resolve().parents[1] / "github-app-manifest.json").read_text())
+    assert manifest["default_permissions"] == {
+        "pull_requests": "write",
+        "contents": "read",
+        "issues": "write",
+        "metadata": "read",
+    }
+    assert manifest["hook_attributes"]["url"].endswith("/webhook")
+    for event in manifest["default_events"]:  # every event it subscribes to is one the receiver routes
+        assert "is not handled" not in str(route(event, {"action": "created"}, "d"))
