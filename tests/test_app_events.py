@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from procrastinate.jobs import Job
 
-from review_agent.errors import BadInput, BudgetExhausted, ServiceUnavailable
+from review_agent.errors import BadInput, BudgetExhausted, FilesFailed, ServiceUnavailable
 from review_agent.server.events import Cancel, Command, Ignore, Installation, Review, route
 from review_agent.server.signature import sign, signature_ok
 from review_agent.worker.maintenance import cron_every
@@ -190,6 +190,7 @@ def test_service_errors_retry_with_backoff_bad_input_never() -> None:
     later = strategy.get_retry_decision(exception=ServiceUnavailable("down"), job=_job(2))
     assert first is not None and later is not None and later.retry_at > first.retry_at  # type: ignore[operator]
     assert strategy.get_retry_decision(exception=ServiceUnavailable("down"), job=_job(3)) is None
+    assert strategy.get_retry_decision(exception=FilesFailed("2 files failed"), job=_job(0)) is not None
     assert strategy.get_retry_decision(exception=BadInput("no such PR"), job=_job(0)) is None
     assert strategy.get_retry_decision(exception=BudgetExhausted("spent"), job=_job(0)) is None
     assert strategy.get_retry_decision(exception=Requeue("shutdown"), job=_job(9)) is not None

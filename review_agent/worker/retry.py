@@ -1,8 +1,9 @@
 """Retries by error class, the exit codes' meaning carried over to jobs.
 
-* ServiceUnavailable (the exit-3 class: GitHub, the model server or the database unreachable,
-  files that could not be reviewed) and lost connections: retried with exponential backoff, up
-  to REVIEW_AGENT_JOB_RETRIES attempts. The checkpoint makes each retry resume, not restart.
+* ServiceUnavailable and FilesFailed (the exit-3 class: GitHub, the model server or the
+  database unreachable; files that could not be reviewed) and lost connections: retried with
+  exponential backoff, up to REVIEW_AGENT_JOB_RETRIES attempts. The checkpoint makes each retry
+  resume, not restart.
 * BadInput (exit 2), a budget reached (exit 4), refused state, an abort: never retried; retrying
   cannot change the answer. The job log says why.
 * Requeue (the worker is shutting down, the review stopped at a file boundary): at once, so
@@ -18,7 +19,7 @@ from procrastinate import BaseRetryStrategy, RetryDecision
 from procrastinate.exceptions import ConnectorException, JobAborted
 from procrastinate.jobs import Job
 
-from review_agent.errors import BadInput, BudgetExhausted, CorruptState, ServiceUnavailable
+from review_agent.errors import BadInput, BudgetExhausted, CorruptState, FilesFailed, ServiceUnavailable
 
 UNKNOWN_ERROR_ATTEMPTS = 2
 MAX_WAIT = 600.0
@@ -32,7 +33,8 @@ def is_transient(exc: BaseException) -> bool:
     import psycopg
 
     return isinstance(
-        exc, ServiceUnavailable | ConnectorException | psycopg.OperationalError | ConnectionError
+        exc,
+        ServiceUnavailable | FilesFailed | ConnectorException | psycopg.OperationalError | ConnectionError,
     )
 
 

@@ -30,8 +30,8 @@ import procrastinate
 from procrastinate import JobContext
 
 from review_agent.config import Settings
-from review_agent.errors import Interrupted, ReviewAgentError
-from review_agent.publish.report import ReviewReport
+from review_agent.errors import FilesFailed, Interrupted, ReviewAgentError
+from review_agent.publish.report import ReviewReport, files_failed_message
 from review_agent.worker.auth import JobCredentials
 from review_agent.worker.joblog import RunRecord, record_run
 from review_agent.worker.queue import REVIEW_TASK, ReviewJob
@@ -99,6 +99,15 @@ def _run_review(runtime: Runtime, job: ReviewJob, stop: threading.Event) -> Revi
     return run_review(options, runtime.settings, _LogListener(job))
 
 
+def _fill(record: RunRecord, report: ReviewReport) -> None:
+    record.head_sha = report.head_sha
+    record.files = report.files_total
+    record.files_reviewed = sum(1 for f in report.files if not f.reused)
+    record.model_calls = report.model_calls
+    usage = report.usage
+    record.input_tokens, record.output_tokens = usage.input_tokens, usage.output_tokens
+
+
 def register_review_task(
     app: procrastinate.App, runtime: Runtime, retry: procrastinate.BaseRetryStrategy
 ) -> None:
@@ -138,6 +147,9 @@ def register_review_task(
         try:
             try:
                 report = await asyncio.shield(thread)
+                _fill(record, report)
+                if report.failed:  # the exit-3 class: what was saved stays, the retry redoes the rest
+                    raise FilesFailed(files_failed_message(report))
             except asyncio.CancelledError:
                 # procrastinate cancels an aborted async job (or, past its grace period, a job
                 # running at shutdown): let the files in flight finish and be saved first
@@ -179,12 +191,6 @@ def register_review_task(
             raise
         finally:
             watcher.cancel()
-        record.head_sha = report.head_sha
-        record.files = report.files_total
-        record.files_reviewed = sum(1 for f in report.files if not f.reused)
-        record.model_calls = report.model_calls
-        usage = report.usage
-        record.input_tokens, record.output_tokens = usage.input_tokens, usage.output_tokens
         posted = (report.posted or {}).get("message", "") if isinstance(report.posted, dict) else ""
         record.detail = str(posted)[:200]
         await record_run(pool, record)
