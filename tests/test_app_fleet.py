@@ -338,3 +338,47 @@ def test_app_mode_reviews_as_the_installation_and_never_retries_bad_input(
     for token in github.minted_tokens:  # never logged, never stored
         assert token not in log
         assert not f.query("SELECT 1 FROM procrastinate_jobs WHERE args::text LIKE %s", (f"%{token}%",))
+
+
+def test_closing_the_pull_request_stops_its_running_review(
+    github: FakeGitHubApp, model: FakeOpenAI, db: str, tmp_path: Path
+) -> None:
+    model.delay = 0.5
+    pr = github.add_pr("octo", "closing", 1, small_files(6, tag="#tclose"))
+    with fleet(db, github, model.base_url, tmp_path) as f:
+        f.start_server()
+        f.start_worker("w", "--concurrency", "1")
+        assert post_webhook(f.url, "pull_request", pr_payload(github, pr))[0] == 202
+        f.wait_until(lambda: model.total_calls >= 2, 60, "the review to run")
+        github.close_pr("octo", "closing", 1)
+        status, answer = post_webhook(f.url, "pull_request", pr_payload(github, pr, "closed"))
+        assert status == 200 and answer["detail"] == "1 pending job(s) cancelled"
+        f.wait_until(lambda: bool(f.runs()), 30, "the review to stop")
+        time.sleep(1.0)
+        assert [r[3] for r in f.runs()] == ["cancelled"]
+        assert [s for _, s, _, _ in f.jobs()] == ["aborted"]
+    assert model.total_calls < 6  # stopped at a file boundary
+    assert github.reviews("octo", "closing", 1) == []
+
+
+def test_sigterm_stops_a_worker_at_a_file_boundary_and_another_finishes_without_redoing(
+    github: FakeGitHubApp, model: FakeOpenAI, db: str, tmp_path: Path
+) -> None:
+    import signal
+
+    model.delay = 1.0
+    pr = github.add_pr("octo", "deploy", 1, small_files(6, tag="#tterm"))
+    with fleet(db, github, model.base_url, tmp_path) as f:
+        f.start_server()
+        first = f.start_worker("first", "--concurrency", "2")
+        assert post_webhook(f.url, "pull_request", pr_payload(github, pr))[0] == 202
+        f.wait_until(lambda: model.total_calls >= 3, 60, "the review to run")
+        first.send_signal(signal.SIGTERM)  # a deploy: files in flight finish, the job goes back
+        first.wait(timeout=30)
+        assert first.returncode == 0
+        assert [r[3] for r in f.runs()] == ["requeued"]
+        f.start_worker("second", "--concurrency", "2")
+        f.wait_until(lambda: bool(f.runs("finished")), 60, "another worker to finish it")
+    per_file = collections.Counter(c.path for c in model.calls)
+    assert len(per_file) == 6 and set(per_file.values()) == {1}, per_file  # nothing redone
+    posted_once(github, "octo", "deploy", 1, files=6)

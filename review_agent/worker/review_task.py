@@ -49,6 +49,13 @@ class Runtime:
     concurrency: int
     credentials: JobCredentials
     shutdown: threading.Event = field(default_factory=threading.Event)
+    running: set[threading.Event] = field(default_factory=set)  # the stops of the reviews in flight
+
+    def stop_all(self) -> None:
+        """A shutdown: every review in flight stops at its next file boundary, now."""
+        self.shutdown.set()
+        for stop in list(self.running):
+            stop.set()
 
 
 class _LogListener:
@@ -142,6 +149,9 @@ def register_review_task(
                     why.append(reason)
                     stop.set()
 
+        runtime.running.add(stop)
+        if runtime.shutdown.is_set():
+            stop.set()
         watcher = asyncio.create_task(watch(), name=f"watch job {job_id}")
         thread = asyncio.ensure_future(asyncio.to_thread(_run_review, runtime, job, stop))
         try:
@@ -191,6 +201,7 @@ def register_review_task(
             raise
         finally:
             watcher.cancel()
+            runtime.running.discard(stop)
         posted = (report.posted or {}).get("message", "") if isinstance(report.posted, dict) else ""
         record.detail = str(posted)[:200]
         await record_run(pool, record)

@@ -154,7 +154,7 @@ async def _main(credentials: JobCredentials, concurrency: int, jobs: int) -> int
         if len(signals_seen) > 1:
             os._exit(130)  # the stalled check requeues what was running
         log.info("stopping: reviews in flight stop at their next file boundary and are requeued")
-        runtime.shutdown.set()
+        runtime.stop_all()
         stopping.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
