@@ -238,3 +238,26 @@ def test_db_init_creates_the_queue_and_is_idempotent(tmp_path: Path) -> None:
             "webhook_deliveries",
             "app_review_runs",
         } <= tables
+
+
+async def test_old_deliveries_and_finished_jobs_are_pruned() -> None:
+    import psycopg
+
+    from review_agent.worker.maintenance import prune_old_rows
+    from review_agent.worker.queue import make_app
+    from review_agent.worker.schema import ensure_app_schema
+
+    with temp_database("ra_prune") as db:
+        ensure_app_schema(db)
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO webhook_deliveries (delivery_id, event, outcome, received_at) VALUES "
+                "('old', 'pull_request', 'queued', now() - interval '8 days'), "
+                "('new', 'pull_request', 'queued', now())"
+            )
+        app = make_app(db)
+        async with app.open_async():
+            await prune_old_rows(app)
+        with psycopg.connect(db, autocommit=True) as conn:
+            left = [r[0] for r in conn.execute("SELECT delivery_id FROM webhook_deliveries").fetchall()]
+        assert left == ["new"]

@@ -12,6 +12,9 @@ down for longer than GitHub retries): for the repositories the App has seen, it 
 pull requests and queues each head without a finished review and without a pending job. It is
 bounded (REVIEW_AGENT_RECONCILE_LIMIT pull requests per run) so a large organisation is walked
 over several runs rather than in one burst.
+
+``prune_queue_tables`` runs nightly: delivery ids and finished jobs older than a week go (failed
+jobs stay for a human), so the queue's tables stay small.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from review_agent.worker.auth import token_credentials
 from review_agent.worker.joblog import bump_counter
 from review_agent.worker.queue import (
     MAINTENANCE_QUEUE,
+    PRUNE_TASK,
     RECONCILE_TASK,
     REVIEW_QUEUE,
     REVIEW_TASK,
@@ -55,7 +59,11 @@ async def retry_stalled(app: procrastinate.App, stalled_after: float) -> int:
     for job in await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after):
         if job.id is None:
             continue
-        if job.task_name in (STALLED_TASK, RECONCILE_TASK):  # periodic: the next tick does it again
+        if job.task_name in (
+            STALLED_TASK,
+            RECONCILE_TASK,
+            PRUNE_TASK,
+        ):  # periodic: the next tick does it again
             await manager.finish_job_by_id_async(job.id, status=Status.ABORTED, delete_job=False)
             continue
         try:
@@ -150,6 +158,22 @@ async def reconcile(app: procrastinate.App, runtime: Runtime, timestamp: int) ->
     return queued
 
 
+KEEP_DAYS = 7  # deliveries and finished jobs older than this go (GitHub redelivers within days)
+
+
+async def prune_old_rows(app: procrastinate.App) -> None:
+    """Bounded tables: old delivery ids (a redelivery after a week is not deduplicated, and is
+    harmless: the review is already finished) and old finished jobs. Failed jobs stay for a human."""
+    await app.job_manager.delete_old_jobs(
+        nb_hours=KEEP_DAYS * 24, include_cancelled=True, include_aborted=True
+    )
+    async with app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
+        await conn.execute(
+            "DELETE FROM webhook_deliveries WHERE received_at < now() - make_interval(days => %s)",
+            (KEEP_DAYS,),
+        )
+
+
 def register_maintenance(app: procrastinate.App, runtime: Runtime) -> None:
     settings = runtime.settings
     check_every = max(1.0, settings.stalled_after / 2)
@@ -158,6 +182,11 @@ def register_maintenance(app: procrastinate.App, runtime: Runtime) -> None:
     @app.task(name=STALLED_TASK, queue=MAINTENANCE_QUEUE, queueing_lock=STALLED_TASK)
     async def retry_stalled_jobs(timestamp: int) -> int:
         return await retry_stalled(app, settings.stalled_after)
+
+    @app.periodic(cron="17 3 * * *", periodic_id="prune")
+    @app.task(name=PRUNE_TASK, queue=MAINTENANCE_QUEUE, queueing_lock=PRUNE_TASK)
+    async def prune_queue_tables(timestamp: int) -> None:
+        await prune_old_rows(app)
 
     if settings.reconcile_interval > 0:
 

@@ -22,6 +22,7 @@ REVIEW_TASK = "review_agent.review_pull_request"
 COMMAND_TASK = "review_agent.pull_request_command"
 STALLED_TASK = "review_agent.retry_stalled_jobs"
 RECONCILE_TASK = "review_agent.reconcile_open_pull_requests"
+PRUNE_TASK = "review_agent.prune_queue_tables"
 
 
 def pr_key(repository: str, number: int) -> str:
