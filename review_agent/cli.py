@@ -509,14 +509,19 @@ def learn(
 
 @db_app.command("init")
 def db_init() -> None:
-    """Create tables, extensions and indexes (idempotent)."""
+    """Create tables, extensions, indexes and the App's queue schema (idempotent)."""
     from review_agent.storage.factory import open_storage
 
     settings = _settings()
 
     def _init() -> tuple[str, list[str]]:
         with open_storage(settings, setup=True) as storage:
-            return storage.backend, storage.migrated
+            backend, migrated = storage.backend, storage.migrated
+        if settings.database_url and settings.database_url.startswith(("postgres://", "postgresql://")):
+            from review_agent.worker.schema import ensure_app_schema
+
+            ensure_app_schema(settings.database_url)  # the GitHub App's queue and bookkeeping
+        return backend, migrated
 
     backend, migrated = _run(_init)
     typer.echo(f"database ready: {backend}")
@@ -548,6 +553,38 @@ def db_prune() -> None:
 
 def _mb(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB" if n >= 100_000 else f"{n / 1000:.0f} kB"
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8080,
+) -> None:
+    """The GitHub App's webhook receiver: verify, record, queue (needs DATABASE_URL on Postgres)."""
+    from review_agent.server.app import serve as run_server
+
+    settings = _settings()
+    err.print(f"serving webhooks on http://{host}:{port}/webhook", highlight=False)
+    _run(run_server, settings, host, port)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-j", min=1, max=64, help="Files reviewed at a time, per review.")
+    ] = 4,
+    jobs: Annotated[
+        int, typer.Option("--jobs", min=1, max=32, help="Reviews run at a time by this process.")
+    ] = 1,
+) -> None:
+    """A queue worker of the GitHub App: runs queued reviews until SIGINT/SIGTERM."""
+    from review_agent.worker.runner import run_worker
+
+    settings = _settings()
+    logging.getLogger("review_agent").setLevel(logging.INFO)
+    for handler in logging.getLogger().handlers:  # a long-running process: say when
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
+    raise typer.Exit(_run(run_worker, settings, concurrency=concurrency, jobs=jobs))
 
 
 @app.command(hidden=True)

@@ -64,6 +64,21 @@ class Settings(BaseSettings):
     embeddings: Literal["auto", "openai", "local"] = Field(default="auto", alias="REVIEW_AGENT_EMBEDDINGS")
     embedding_model: str = Field(default="text-embedding-3-small", alias="REVIEW_AGENT_EMBEDDING_MODEL")
     embedding_dims: int = Field(default=1536, alias="REVIEW_AGENT_EMBEDDING_DIMS")
+    # --- the GitHub App: `serve` (webhooks) and `worker` (queue) -----------------------------
+    github_webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
+    github_app_id: str | None = Field(default=None, alias="GITHUB_APP_ID")
+    github_app_private_key_path: Path | None = Field(default=None, alias="GITHUB_APP_PRIVATE_KEY_PATH")
+    github_app_private_key: SecretStr | None = Field(default=None, alias="GITHUB_APP_PRIVATE_KEY")
+    command_associations: str = Field(
+        default="OWNER,MEMBER,COLLABORATOR", alias="REVIEW_AGENT_COMMAND_ASSOCIATIONS"
+    )
+    stalled_after: float = Field(default=60.0, gt=0, alias="REVIEW_AGENT_STALLED_AFTER")
+    job_retries: int = Field(default=5, ge=0, alias="REVIEW_AGENT_JOB_RETRIES")
+    job_retry_wait: float = Field(default=10.0, ge=0, alias="REVIEW_AGENT_JOB_RETRY_WAIT")
+    reconcile_interval: int = Field(default=900, ge=0, alias="REVIEW_AGENT_RECONCILE_INTERVAL")
+    reconcile_limit: int = Field(default=50, ge=1, alias="REVIEW_AGENT_RECONCILE_LIMIT")
+    db_pool_size: int = Field(default=4, ge=1, alias="REVIEW_AGENT_DB_POOL_SIZE")
+    webhook_synchronous_commit: bool = Field(default=True, alias="REVIEW_AGENT_WEBHOOK_SYNC_COMMIT")
 
     @property
     def model_configured(self) -> bool:
@@ -77,7 +92,12 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every secret value, so that tests and redaction can look for them."""
         out: list[str] = []
-        for s in (self.openai_api_key, self.github_token):
+        for s in (
+            self.openai_api_key,
+            self.github_token,
+            self.github_webhook_secret,
+            self.github_app_private_key,
+        ):
             if s is not None and s.get_secret_value():
                 out.append(s.get_secret_value())
         return out

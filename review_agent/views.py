@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from review_agent.config import Settings
 from review_agent.errors import ServiceUnavailable
@@ -30,6 +30,9 @@ from review_agent.storage.audit import AuditEvent, RunRecord
 from review_agent.storage.factory import Storage, open_storage
 from review_agent.storage.results import ReviewResults
 from review_agent.timetravel import StepState, checkpoints, state_at, step_of, thread_config
+
+if TYPE_CHECKING:
+    from review_agent.github.auth import GitHubCredentials
 
 # A read-only command asks GitHub once more at most: its answer is also in local state.
 VIEW_GITHUB_RETRIES = 1
@@ -113,9 +116,14 @@ def short_ts(ts: str | datetime | None) -> str:
 
 @contextmanager
 def _thread_view(
-    target: str, settings: Settings, base: str | None, head: str | None, from_step: int | None
+    target: str,
+    settings: Settings,
+    base: str | None,
+    head: str | None,
+    from_step: int | None,
+    github: GitHubCredentials | None = None,
 ) -> Iterator[tuple[ViewTarget, Storage]]:
-    source = build_source(target, settings, base, head, retries=VIEW_GITHUB_RETRIES)
+    source = build_source(target, settings, base, head, retries=VIEW_GITHUB_RETRIES, github=github)
     unreachable: ServiceUnavailable | None = None
     view: ViewTarget | None = None
     try:
@@ -229,8 +237,9 @@ def review_status(
     head: str | None = None,
     *,
     from_step: int | None = None,
+    github: GitHubCredentials | None = None,  # an App installation (the App's /status); None: GITHUB_TOKEN
 ) -> StatusInfo:
-    with _thread_view(target, settings, base, head, from_step) as (view, storage):
+    with _thread_view(target, settings, base, head, from_step, github) as (view, storage):
         tup = storage.checkpointer.get_tuple(thread_config(view.thread_id))
         runs = storage.audit.runs(view.thread_id)
         info = StatusInfo(

@@ -11,6 +11,7 @@ import errno
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -314,11 +315,17 @@ def _empty(backend: str, embedder: Embedder | None) -> Storage:
 
 @contextmanager
 def _setup_lock(conn) -> Iterator[None]:
-    """Two processes using a fresh Postgres database at once set it up one after the other."""
+    """Two processes using a fresh Postgres database at once set it up one after the other.
+
+    Polled with pg_try_advisory_lock, never waited for in one blocking statement: the holder's
+    checkpointer setup runs CREATE INDEX CONCURRENTLY on another connection, which waits for
+    every statement in flight; a waiter blocked in pg_advisory_lock is one, and waits for the
+    holder in turn — a deadlock Postgres cannot see (several App workers starting at once)."""
     if conn is None:
         yield
         return
-    conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+    while not conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (SETUP_LOCK,)).fetchone()["ok"]:
+        time.sleep(0.1)
     try:
         yield
     finally:
