@@ -368,7 +368,8 @@ class ReviewRun:
             reviewer=job.reviewer.name,
         )
         # files already counted as done when this run began: a re-executed step reports them again
-        counted = {p for p, r in self.results.list(job.thread_id).items() if r.ok} if resumed else set()
+        saved = self.results.list(job.thread_id) if resumed else {}
+        counted = {p for p, r in saved.items() if is_done(r, job.reviewer)}
         config = self.config
         if fork is not None and (fork.metadata or {}).get("forked_from"):
             # a new fork runs from its copied checkpoint's id: LangGraph's time travel (get_state

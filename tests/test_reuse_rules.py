@@ -5,6 +5,7 @@ langchain-openai client against the fake model server, the SQLite default."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests.crash import run_cli
@@ -101,6 +102,9 @@ def test_offline_then_model_then_another_model_each_review_names_its_reviewer(
     code, report, err = _review(repo, env, tmp_path)
     assert code == 0, err
     assert "Already reviewed" not in err and fake_openai.total_calls == 8
+    assert re.search(r"^\[8/8\] mod0", err, re.M), err  # progress counts the files the model reviews
+    history = run_cli(["history", str(repo), "--base", "main"], env, tmp_path).stdout
+    assert "reviewed mod03.py by openai:fake-model" in history
     assert report["reviewer"] == "openai:fake-model" and report["reviewers"] == ["openai:fake-model"]
     assert {f["reviewer"] for f in report["files"]} == {"openai:fake-model"}
     text = run_cli(["review", str(repo), "--base", "main"], env, tmp_path).stdout
