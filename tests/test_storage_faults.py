@@ -38,7 +38,7 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.store.postgres import PostgresStore
 from psycopg import sql
 
-from review_agent.storage.redis_tier import RedisTierSaver
+from review_agent.storage.redis import RedisTierSaver
 from review_agent.storage.results import ReviewResults
 from review_agent.storage.serde import StrictSerializer
 from tests.crash import kill_hard, run_cli, start_cli, wait_for
