@@ -13,17 +13,15 @@ Keys live under a per-test prefix on the session's private redis-server, deleted
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import operator
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 import aiosqlite
 import psycopg
@@ -32,9 +30,6 @@ import redis
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
     CheckpointTuple,
 )
 from langgraph.checkpoint.base.id import uuid6
@@ -57,13 +52,12 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import ERROR, INTERRUPT
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.graph import END, START, StateGraph
-from langgraph.types import Send
 
 from review_agent.storage.redis import RedisTierSaver
 from tests.pg import SAVER_CONN_KWARGS, async_temp_database
 from tests.services import PrivateRedis
 from tests.tier import (
+    InThreads,
     Writer,
     assert_same,
     drop_prefix,
@@ -129,62 +123,6 @@ def durable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseChec
 # --------------------------------------------------------------------------------------------
 # The published conformance suite
 # --------------------------------------------------------------------------------------------
-
-
-class InThreads(BaseCheckpointSaver[Any]):
-    """The sync tier as the async-only conformance suite calls it: each async method runs the
-    tier's sync one in a worker thread. The tier itself offers no async methods (nothing in the
-    service runs a graph on an event loop); this adapter lives here, not in the product."""
-
-    def __init__(self, saver: RedisTierSaver) -> None:
-        super().__init__(serde=saver.serde)
-        self.saver = saver
-
-    def get_next_version(self, current: Any, channel: None) -> Any:
-        return self.saver.get_next_version(current, channel)
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await asyncio.to_thread(self.saver.get_tuple, config)
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return await asyncio.to_thread(self.saver.put, config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
-    ) -> None:
-        await asyncio.to_thread(self.saver.put_writes, config, writes, task_id, task_path)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        rows = await asyncio.to_thread(
-            lambda: [*self.saver.list(config, filter=filter, before=before, limit=limit)]
-        )
-        for row in rows:
-            yield row
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await asyncio.to_thread(self.saver.delete_thread, thread_id)
-
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await asyncio.to_thread(self.saver.delete_for_runs, run_ids)
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await asyncio.to_thread(self.saver.copy_thread, source_thread_id, target_thread_id)
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await asyncio.to_thread(lambda: self.saver.prune(thread_ids, strategy=strategy))
 
 
 def _supported_extended(durable_cls: type) -> set[str]:
@@ -557,17 +495,21 @@ def test_refill_never_puts_back_an_older_state(
     durable.conn.close()
 
 
+@pytest.mark.parametrize("read_first", [True, False], ids=["read-first", "put-only"])
 @pytest.mark.parametrize("meanwhile", ["delete_thread", "put_child"])
 def test_a_root_put_never_brings_back_what_another_process_changed_meanwhile(
-    tmp_path: Path, prefix: str, rclient: redis.Redis, meanwhile: str
+    tmp_path: Path, prefix: str, rclient: redis.Redis, meanwhile: str, read_first: bool
 ) -> None:
     """Process A commits a thread's first checkpoint; before A's Redis step, process B deletes
     the thread (or writes a child of it without Redis holding the root, so B's put invalidates).
     A's Redis step must not then install the root: Redis would serve a deleted checkpoint, or
-    one older than the durable saver's latest, until the TTL ran out."""
+    one older than the durable saver's latest, until the TTL ran out. `read_first`: A read the
+    empty thread before, as LangGraph does before it starts a thread."""
     durable = _racing_sqlite(tmp_path / "c.sqlite")
     a = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
     b = RedisTierSaver(durable, REDIS_URL, prefix=prefix)  # another process
+    if read_first:
+        assert a.get_tuple(_config("t")) is None
 
     def other_process() -> None:
         if meanwhile == "delete_thread":
@@ -664,100 +606,3 @@ def test_bad_redis_url_is_reported_at_construction(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         RedisTierSaver(durable, REDIS_URL, ttl_seconds=0)
     durable.conn.close()
-
-
-# --------------------------------------------------------------------------------------------
-# A real LangGraph graph through the tier
-# --------------------------------------------------------------------------------------------
-
-
-class ReviewState(TypedDict):
-    files: list[str]
-    reviews: Annotated[list[str], operator.add]
-    approved: bool
-
-
-class FileTask(TypedDict):
-    file: str
-
-
-def build_graph(saver: BaseCheckpointSaver, calls: dict[str, int], fail_once: set[str]) -> Any:
-    """plan -> Send fan-out of `review` -> collect -> (interrupt) approve -> END."""
-
-    def plan(state: ReviewState) -> dict[str, Any]:
-        return {}
-
-    def fan_out(state: ReviewState) -> list[Send]:
-        return [Send("review", {"file": f}) for f in state["files"]]
-
-    def review(state: FileTask) -> dict[str, Any]:
-        file = state["file"]
-        calls[file] = calls.get(file, 0) + 1
-        if file in fail_once:
-            fail_once.discard(file)
-            raise RuntimeError(f"model timeout on {file}")
-        return {"reviews": [f"ok:{file}"]}
-
-    def collect(state: ReviewState) -> dict[str, Any]:
-        return {}
-
-    def approve(state: ReviewState) -> dict[str, Any]:
-        return {"approved": True}
-
-    builder = StateGraph(ReviewState)
-    builder.add_node("plan", plan)
-    builder.add_node("review", review, input_schema=FileTask)
-    builder.add_node("collect", collect)
-    builder.add_node("approve", approve)
-    builder.add_edge(START, "plan")
-    builder.add_conditional_edges("plan", fan_out, ["review"])
-    builder.add_edge("review", "collect")
-    builder.add_edge("collect", "approve")
-    builder.add_edge("approve", END)
-    return builder.compile(checkpointer=saver, interrupt_before=["approve"])
-
-
-FILES = ["a.py", "b.py", "c.py", "d.py"]
-
-
-def test_graph_runs_fails_resumes_and_finishes_through_the_tier(
-    durable: BaseCheckpointSaver, prefix: str
-) -> None:
-    config: RunnableConfig = {"configurable": {"thread_id": "github.com/o/r#7@abc123"}}
-    calls: dict[str, int] = {}
-    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
-    graph = build_graph(saver, calls, fail_once={"c.py"})
-
-    # 1. One branch of the fan-out fails: the finished branches are kept as pending writes.
-    with pytest.raises(RuntimeError, match=r"c\.py"):
-        graph.invoke({"files": FILES, "reviews": [], "approved": False}, config, durability="sync")
-    tup = assert_same(saver, config, hit=True)
-    assert {w[1] for w in tup.pending_writes or []} >= {"reviews", ERROR}
-    saver.close()
-
-    # 2. A new process resumes: it reads the latest checkpoint from Redis and redoes only c.py.
-    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
-    graph = build_graph(saver, calls, fail_once=set())
-    snapshot = graph.get_state(config)
-    assert snapshot.next == ("review",)
-    assert saver.stats.hits >= 1
-    graph.invoke(None, config, durability="sync")
-    assert calls == {"a.py": 1, "b.py": 1, "c.py": 2, "d.py": 1}
-    assert graph.get_state(config).next == ("approve",)  # stopped at the interrupt
-    assert_same(saver, config, hit=True)
-    saver.close()
-
-    # 3. Another process approves: resumed from Redis, nothing reviewed again.
-    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
-    graph = build_graph(saver, calls, fail_once=set())
-    hits = saver.stats.hits
-    result = graph.invoke(None, config, durability="sync")
-    assert saver.stats.hits > hits
-    assert result["approved"] is True
-    assert sorted(result["reviews"]) == [f"ok:{f}" for f in FILES]
-    assert calls == {"a.py": 1, "b.py": 1, "c.py": 2, "d.py": 1}
-    assert graph.get_state(config).next == ()
-    assert_same(saver, config, hit=True)
-    # History comes from the durable saver, complete.
-    assert len(list(saver.list(config))) == len(list(durable.list(config))) >= 5
-    saver.close()

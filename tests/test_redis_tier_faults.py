@@ -1,6 +1,7 @@
 """The Redis hot tier under faults, on redis-servers of the test's own (docs/architecture.md,
 "Storage"): flush, outage, stall, restart from an old snapshot, writes Redis loses, a process
-killed right after a write or interrupted between its durable write and its Redis step.
+killed right after a write or interrupted between its durable write and its Redis step, and a
+real graph whose node fails, resumed by new processes through the tier.
 
 What is asserted every time: whatever happened, the tier never serves a state other than the
 durable saver's, and it degrades to the durable saver rather than failing. Retry windows are
@@ -11,6 +12,7 @@ socket timeouts of a stalled Redis (0.2 s) and waiting for Redis to have process
 from __future__ import annotations
 
 import logging
+import operator
 import signal
 import sqlite3
 import subprocess
@@ -20,13 +22,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 import redis
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.types import ERROR
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
 from redis.exceptions import ResponseError
 
 from review_agent.storage.redis import RedisTierSaver
@@ -382,3 +387,103 @@ def test_a_pipelined_write_survives_a_kill_right_after_it(
     assert tup.checkpoint["channel_values"] == {"a": 19}
     saver.close()
     durable.conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# A real LangGraph graph through the tier
+# --------------------------------------------------------------------------------------------
+
+
+class ReviewState(TypedDict):
+    files: list[str]
+    reviews: Annotated[list[str], operator.add]
+    approved: bool
+
+
+class FileTask(TypedDict):
+    file: str
+
+
+def build_graph(saver: BaseCheckpointSaver, calls: dict[str, int], fail_once: set[str]) -> Any:
+    """plan -> Send fan-out of `review` -> collect -> (interrupt) approve -> END."""
+
+    def plan(state: ReviewState) -> dict[str, Any]:
+        return {}
+
+    def fan_out(state: ReviewState) -> list[Send]:
+        return [Send("review", {"file": f}) for f in state["files"]]
+
+    def review(state: FileTask) -> dict[str, Any]:
+        file = state["file"]
+        calls[file] = calls.get(file, 0) + 1
+        if file in fail_once:
+            fail_once.discard(file)
+            raise RuntimeError(f"model timeout on {file}")
+        return {"reviews": [f"ok:{file}"]}
+
+    def collect(state: ReviewState) -> dict[str, Any]:
+        return {}
+
+    def approve(state: ReviewState) -> dict[str, Any]:
+        return {"approved": True}
+
+    builder = StateGraph(ReviewState)
+    builder.add_node("plan", plan)
+    builder.add_node("review", review, input_schema=FileTask)
+    builder.add_node("collect", collect)
+    builder.add_node("approve", approve)
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", fan_out, ["review"])
+    builder.add_edge("review", "collect")
+    builder.add_edge("collect", "approve")
+    builder.add_edge("approve", END)
+    return builder.compile(checkpointer=saver, interrupt_before=["approve"])
+
+
+FILES = ["a.py", "b.py", "c.py", "d.py"]
+
+
+def test_graph_runs_fails_resumes_and_finishes_through_the_tier(
+    durable: BaseCheckpointSaver, private_redis: Callable[..., PrivateRedis]
+) -> None:
+    """A review node fails in a Send fan-out; new processes resume through Redis, redo only the
+    failed file, stop at an interrupt and finish."""
+    server = private_redis()
+    config: RunnableConfig = {"configurable": {"thread_id": "github.com/o/r#7@abc123"}}
+    calls: dict[str, int] = {}
+    saver = RedisTierSaver(durable, server.url, prefix="ra:")
+    graph = build_graph(saver, calls, fail_once={"c.py"})
+
+    # 1. One branch of the fan-out fails: the finished branches are kept as pending writes.
+    with pytest.raises(RuntimeError, match=r"c\.py"):
+        graph.invoke({"files": FILES, "reviews": [], "approved": False}, config, durability="sync")
+    tup = assert_same(saver, config, hit=True)
+    assert {w[1] for w in tup.pending_writes or []} >= {"reviews", ERROR}
+    saver.close()
+
+    # 2. A new process resumes: it reads the latest checkpoint from Redis and redoes only c.py.
+    saver = RedisTierSaver(durable, server.url, prefix="ra:")
+    graph = build_graph(saver, calls, fail_once=set())
+    snapshot = graph.get_state(config)
+    assert snapshot.next == ("review",)
+    assert saver.stats.hits >= 1
+    graph.invoke(None, config, durability="sync")
+    assert calls == {"a.py": 1, "b.py": 1, "c.py": 2, "d.py": 1}
+    assert graph.get_state(config).next == ("approve",)  # stopped at the interrupt
+    assert_same(saver, config, hit=True)
+    saver.close()
+
+    # 3. Another process approves: resumed from Redis, nothing reviewed again.
+    saver = RedisTierSaver(durable, server.url, prefix="ra:")
+    graph = build_graph(saver, calls, fail_once=set())
+    hits = saver.stats.hits
+    result = graph.invoke(None, config, durability="sync")
+    assert saver.stats.hits > hits
+    assert result["approved"] is True
+    assert sorted(result["reviews"]) == [f"ok:{f}" for f in FILES]
+    assert calls == {"a.py": 1, "b.py": 1, "c.py": 2, "d.py": 1}
+    assert graph.get_state(config).next == ()
+    assert_same(saver, config, hit=True)
+    # History comes from the durable saver, complete.
+    assert len(list(saver.list(config))) == len(list(durable.list(config))) >= 5
+    saver.close()

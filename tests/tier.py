@@ -1,4 +1,5 @@
-"""Helpers of the Redis tier's tests: durable savers, a checkpoint writer, the tier's key names.
+"""Helpers of the Redis tier's tests: durable savers, a checkpoint writer, the tier's key names,
+a fake clock, and the adapter the async-only conformance suite runs the sync tier through.
 
 Shared by tests/test_redis_tier.py (the contract, on the session's Redis) and
 tests/test_redis_tier_faults.py (faults, on redis-servers of the test's own).
@@ -6,8 +7,9 @@ tests/test_redis_tier_faults.py (faults, on redis-servers of the test's own).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -17,6 +19,8 @@ import redis
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
     empty_checkpoint,
@@ -146,3 +150,59 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class InThreads(BaseCheckpointSaver[Any]):
+    """The sync tier as the async-only conformance suite calls it: each async method runs the
+    tier's sync one in a worker thread. The tier itself offers no async methods (nothing in the
+    service runs a graph on an event loop); this adapter lives here, not in the product."""
+
+    def __init__(self, saver: RedisTierSaver) -> None:
+        super().__init__(serde=saver.serde)
+        self.saver = saver
+
+    def get_next_version(self, current: Any, channel: None) -> Any:
+        return self.saver.get_next_version(current, channel)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await asyncio.to_thread(self.saver.get_tuple, config)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await asyncio.to_thread(self.saver.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        await asyncio.to_thread(self.saver.put_writes, config, writes, task_id, task_path)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        rows = await asyncio.to_thread(
+            lambda: [*self.saver.list(config, filter=filter, before=before, limit=limit)]
+        )
+        for row in rows:
+            yield row
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await asyncio.to_thread(self.saver.delete_thread, thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await asyncio.to_thread(self.saver.delete_for_runs, run_ids)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await asyncio.to_thread(self.saver.copy_thread, source_thread_id, target_thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await asyncio.to_thread(lambda: self.saver.prune(thread_ids, strategy=strategy))
