@@ -250,7 +250,8 @@ class RedisTierSaver(BaseCheckpointSaver[Any]):
 
         The Redis command is prepared before the durable write: in LangGraph's loop the put
         usually waits there for the saver's lock while the step's pending writes are committed,
-        so the serialising costs the step nothing; after the commit, only the send is left."""
+        so the serialising costs the step nothing; after the commit, only the send is left (the
+        step waits for its put, not for its pending writes)."""
         where = _namespace(config)
         if where is None:
             return self.durable.put(config, checkpoint, metadata, new_versions)
@@ -314,20 +315,23 @@ class RedisTierSaver(BaseCheckpointSaver[Any]):
         task_path: str = "",
     ) -> None:
         """Durable saver first, then merged into the cached entry if it is that checkpoint (a
-        pipelined Redis step, prepared before the durable write like `put`'s)."""
+        pipelined Redis step, like `put`'s).
+
+        Prepared after the durable write, unlike a put's: in LangGraph's loop a step's pending
+        writes reach the saver first, and the step's put waits for the saver's lock meanwhile, so
+        serialising here afterwards overlaps that put's own durable write instead of delaying it."""
         where = _namespace(config)
         if where is None or not writes:
             self.durable.put_writes(config, writes, task_id, task_path)
             return
         keys = self._keys(*where)
-        prepared = self._prepare_writes(where[1], config, writes, task_id, task_path)
         with self._redis_step_guard():
             try:
                 self.durable.put_writes(config, writes, task_id, task_path)
             except Exception:
                 self._forget_namespace(keys, where[1])
                 raise
-            self._send(keys, prepared)
+            self._send(keys, self._prepare_writes(where[1], config, writes, task_id, task_path))
 
     def _prepare_writes(
         self, ns: str, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
