@@ -505,7 +505,8 @@ def lockstep(walks: list[Walk], block: int) -> list[Run]:
 
 
 def run_once(backend: Backend, state: str, files: int) -> Run:
-    return lockstep([Walk(backend, state, files)], files)
+    [run] = lockstep([Walk(backend, state, files)], files)
+    return run
 
 
 # -- the benchmark -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -347,6 +348,77 @@ def test_interrupted_between_the_durable_write_and_redis_never_serves_the_older_
     assert saver.stats.bumps == 1
     assert_same(saver, _config("t"), hit=True)
     saver.close()
+    durable.conn.close()
+
+
+class BlockingPutSqliteSaver(SqliteSaver):
+    """A real SqliteSaver whose next put waits for `release`, then fails if told to: a step's put
+    still under way (in LangGraph's loop it waits for the saver's lock while the step's last
+    pending writes are committed)."""
+
+    entered: threading.Event | None = None
+    release: threading.Event | None = None
+    fail = False
+
+    def put(self, config: RunnableConfig, *args: Any, **kwargs: Any) -> RunnableConfig:
+        entered, release, self.entered = self.entered, self.release, None
+        if entered is not None and release is not None:
+            entered.set()
+            release.wait(10)
+            if self.fail:
+                raise RuntimeError("database went away")
+        return super().put(config, *args, **kwargs)
+
+
+@pytest.mark.parametrize("put_fails", [False, True], ids=["put-lands", "put-fails"])
+def test_writes_whose_child_is_on_its_way_never_leave_the_parent_served_without_them(
+    tmp_path: Path, private_redis: Callable[..., PrivateRedis], put_fails: bool
+) -> None:
+    """While this process puts a child of c1, c1's pending writes are committed. Redis is not
+    sent the writes (the child's put drops them), but c1's entry stops being served at once: a
+    process reading meanwhile - or after this one died - gets c1 with its writes from the
+    durable saver (and refills Redis with that), never c1 without them from Redis. Then the
+    child is served from Redis; or, if its put failed, the durable saver's answer is refilled."""
+    durable = BlockingPutSqliteSaver(sqlite3.connect(str(tmp_path / "c.sqlite"), check_same_thread=False))
+    durable.setup()
+    server = private_redis()
+    saver = RedisTierSaver(durable, server.url, prefix="ra:")
+    other = RedisTierSaver(durable, server.url, prefix="ra:")  # another process
+    w = Writer(saver, "t")
+    c1 = w.put({"a": 1})
+    assert_same(other, _config("t"), hit=True)
+
+    entered = durable.entered = threading.Event()
+    durable.release, durable.fail = threading.Event(), put_fails
+    errors: list[BaseException] = []
+
+    def put_child() -> None:
+        try:
+            w.put({"a": 2})
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=put_child)
+    thread.start()
+    assert entered.wait(10)
+    saver.put_writes(c1, [("a", 2)], "task", "~t")
+    saver.flush()
+    with server.client() as c:
+        assert not any(f.startswith(b"w:") for f in c.hkeys("ra:c:t:"))  # not sent
+    tup = assert_same(other, _config("t"), hit=False)
+    assert tup.checkpoint["id"] == c1["configurable"]["checkpoint_id"]
+    assert tup.pending_writes == [("task", "a", 2)]
+    assert saver.get_tuple(_config("t")) == tup  # (from Redis again once refilled: exact)
+
+    durable.release.set()
+    thread.join(10)
+    assert len(errors) == (1 if put_fails else 0)
+    # The child, installed over the refilled parent; or, after a failure, c1 read once more.
+    tup = assert_same(other, _config("t"), hit=not put_fails)
+    assert tup.checkpoint["channel_values"] == ({"a": 1} if put_fails else {"a": 2})
+    assert_same(other, _config("t"), hit=True)
+    saver.close()
+    other.close()
     durable.conn.close()
 
 

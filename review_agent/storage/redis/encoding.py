@@ -232,8 +232,6 @@ class WritesFields:
     overwrite: bool
     """The durable savers' rule: a batch of only special writes (errors, interrupts...)
     replaces earlier ones; anything else is insert-or-ignore per (task_id, idx)."""
-    tasks_write: bool
-    """A write to the tasks channel: a legacy child's put must know (it reads its sends)."""
 
 
 def writes_fields(
@@ -259,7 +257,6 @@ def writes_fields(
     return WritesFields(
         fields=fields,
         overwrite=all(channel in WRITES_IDX_MAP for channel, _ in writes),
-        tasks_write=any(channel == TASKS for channel, _ in writes),
     )
 
 

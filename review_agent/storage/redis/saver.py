@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
     DeltaChannelHistory,
 )
+from langgraph.checkpoint.serde.types import TASKS
 
 from review_agent.storage.redis.encoding import (
     decode_entry,
@@ -100,6 +102,8 @@ class RedisTierSaver(BaseCheckpointSaver[Any]):
         self._profile = profile_for(durable)
         self._empty_seen: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         """(thread id, namespace) read as empty -> what Redis held then (`_remember_empty`)."""
+        self._children_on_the_way = _Tally()
+        """(entry key, parent id) of the puts under way in this process (`put_writes`)."""
         self._link = Link(
             redis_url,
             prefix=prefix,
@@ -256,14 +260,22 @@ class RedisTierSaver(BaseCheckpointSaver[Any]):
         if where is None:
             return self.durable.put(config, checkpoint, metadata, new_versions)
         keys = self._keys(*where)
-        prepared = self._prepare_put(keys, where, config, checkpoint, metadata, new_versions)
-        with self._redis_step_guard():
-            try:
-                next_config = self.durable.put(config, checkpoint, metadata, new_versions)
-            except Exception:
-                self._forget_namespace(keys, where[1])
-                raise
-            self._send(keys, prepared)
+        parent = config["configurable"].get("checkpoint_id")
+        running = (keys[2], str(parent)) if parent else None
+        if running is not None:
+            self._children_on_the_way.begin(running)
+        try:
+            prepared = self._prepare_put(keys, where, config, checkpoint, metadata, new_versions)
+            with self._redis_step_guard():
+                try:
+                    next_config = self.durable.put(config, checkpoint, metadata, new_versions)
+                except Exception:
+                    self._forget_namespace(keys, where[1])
+                    raise
+                self._send(keys, prepared)
+        finally:
+            if running is not None:
+                self._children_on_the_way.end(running)
         return next_config
 
     def _prepare_put(
@@ -315,11 +327,19 @@ class RedisTierSaver(BaseCheckpointSaver[Any]):
         task_path: str = "",
     ) -> None:
         """Durable saver first, then merged into the cached entry if it is that checkpoint (a
-        pipelined Redis step, like `put`'s).
+        pipelined Redis step, like `put`'s) - or, when this process is already putting a child
+        of that checkpoint, only marked: the entry stops being served until the child replaces it.
 
-        Prepared after the durable write, unlike a put's: in LangGraph's loop a step's pending
-        writes reach the saver first, and the step's put waits for the saver's lock meanwhile, so
-        serialising here afterwards overlaps that put's own durable write instead of delaying it."""
+        Why the mark: in LangGraph's loop the step's checkpoint usually waits for the saver's lock
+        while the step's last pending writes are committed, and its put drops them from Redis
+        right after (the durable savers return pending writes only with their checkpoint).
+        Sending them would be work for nothing; sending nothing would let Redis serve the parent
+        without them if this process died before the child's Redis step. The mark is a small
+        command, and the window stays what it is for any write: until Redis reads it.
+
+        Prepared after the durable write, unlike a put's: the step's put waits for the saver's
+        lock meanwhile, so serialising here overlaps that put's own durable write instead of
+        delaying it."""
         where = _namespace(config)
         if where is None or not writes:
             self.durable.put_writes(config, writes, task_id, task_path)
@@ -331,22 +351,31 @@ class RedisTierSaver(BaseCheckpointSaver[Any]):
             except Exception:
                 self._forget_namespace(keys, where[1])
                 raise
-            self._send(keys, self._prepare_writes(where[1], config, writes, task_id, task_path))
+            self._send(keys, self._prepare_writes(keys, where[1], config, writes, task_id, task_path))
 
     def _prepare_writes(
-        self, ns: str, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+        self,
+        keys: _Keys,
+        ns: str,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
     ) -> _Command | None:
         if not self._link.available():
             return None
         tag = nonce()
+        checkpoint_id = str(config["configurable"]["checkpoint_id"])
+        tasks_write = "1" if any(channel == TASKS for channel, _ in writes) else "0"
+        if self._children_on_the_way.has((keys[2], checkpoint_id)):
+            return "put_writes", [escape(ns), tag, checkpoint_id, self.ttl_seconds, "demote", tasks_write]
         try:
             wf = writes_fields(self.serde, writes, task_id, task_path)
         except Exception:
             logger.debug("writes not cacheable; invalidating their entry", exc_info=True)
             return "invalidate", [escape(ns), tag, self.ttl_seconds]
-        checkpoint_id = str(config["configurable"]["checkpoint_id"])
-        flags = ["1" if wf.overwrite else "0", "1" if wf.tasks_write else "0"]
-        return "put_writes", [escape(ns), tag, checkpoint_id, self.ttl_seconds, *flags, *wf.fields]
+        mode = "overwrite" if wf.overwrite else "merge"
+        return "put_writes", [escape(ns), tag, checkpoint_id, self.ttl_seconds, mode, tasks_write, *wf.fields]
 
     def _send(self, keys: _Keys, prepared: _Command | None) -> None:
         """The Redis step of a committed write. Not prepared (Redis was backing off): the write
@@ -448,3 +477,29 @@ class RedisTierSaver(BaseCheckpointSaver[Any]):
     ) -> Iterator[CheckpointTuple]:
         """History comes from the durable saver: Redis holds only the latest checkpoint."""
         yield from self.durable.list(config, filter=filter, before=before, limit=limit)
+
+
+class _Tally:
+    """A thread-safe multiset of keys: the puts under way, by entry and parent checkpoint.
+
+    Whether a key is present only chooses between merging a checkpoint's writes into Redis and
+    marking its entry unservable; both are safe, so a race here costs a cache hit at most."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def begin(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def end(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            left = self._counts.get(key, 0) - 1
+            if left > 0:
+                self._counts[key] = left
+            else:
+                self._counts.pop(key, None)
+
+    def has(self, key: tuple[str, str]) -> bool:
+        return key in self._counts

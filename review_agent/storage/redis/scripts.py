@@ -44,6 +44,14 @@ local function epoch(ekey, nonce)
   return ep
 end
 
+-- The epoch for a gated write: the key as it is. A write whose session gate passed runs on the
+-- connection, hence the server run, that opened the session; entries it installs before a read
+-- replaces a stale epoch (a restart from an old snapshot) are invalidated by that replacement.
+-- Saves INFO on every write; a missing key (flush, eviction) falls back to `epoch`.
+local function write_epoch(ekey, nonce)
+  return redis.call('GET', ekey) or epoch(ekey, nonce)
+end
+
 -- Run `main` only if the session's previous write was applied; record this one as applied
 -- only once `main` returned (a script that raises leaves a gap). A closed session ('x', its
 -- connection failed) refuses every write of it that Redis reads late.
@@ -167,7 +175,7 @@ PUT: Final = (
 local ns, nonce, newid, ttl, tok, mode = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local T, H = KEYS[2], KEYS[3]
 return gated(nonce, function()
-  local ep = epoch(KEYS[1], nonce)
+  local ep = write_epoch(KEYS[1], nonce)
   local function invalidate()
     redis.call('HDEL', T, 'n:' .. ns)
     redis.call('HSET', T, 'c:' .. ns, nonce)
@@ -241,14 +249,17 @@ PUT_WRITES: Final = (
     LIBRARY
     + r"""
 -- KEYS: epoch, index, entry, session. ARGV: the gate's three, ns, nonce, checkpoint id, ttl,
--- overwrite ('1'/'0'), tasks-write ('1'/'0'), then field/value pairs.
+-- mode, tasks-write ('1'/'0'), then field/value pairs.
+-- Modes: 'merge' (insert-or-ignore per field), 'overwrite' (every write of the call is to a
+-- special channel: they replace earlier ones), 'demote' (no fields: the writes are not sent,
+-- the entry stops being served until a put replaces it - see `RedisTierSaver.put_writes`).
 -- Merged only into a write-through entry of that checkpoint (a refilled one has no task paths
 -- to order by: it is demoted to 'base'); writes of a checkpoint not cached are remembered in
 -- 'o:' so that its put, arriving later, is not installed without them.
-local ns, nonce, cid, ttl = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local ns, nonce, cid, ttl, mode = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local T, H = KEYS[2], KEYS[3]
 return gated(nonce, function()
-  local ep = epoch(KEYS[1], nonce)
+  local ep = write_epoch(KEYS[1], nonce)
   local base = usable(T, H, ns, ep)
   redis.call('HSET', T, 'c:' .. ns, nonce)
   redis.call('EXPIRE', T, ttl)
@@ -256,9 +267,9 @@ return gated(nonce, function()
     local h = redis.call('HMGET', H, 'id', 'st', 'wx')
     if h[1] == cid then
       if ARGV[9] == '1' then redis.call('HSET', H, 'tw', '1') end
-      if h[2] == 'ok' and not h[3] then
+      if h[2] == 'ok' and not h[3] and mode ~= 'demote' then
         for i = 10, #ARGV, 2 do
-          if ARGV[8] == '1' then
+          if mode == 'overwrite' then
             redis.call('HSET', H, ARGV[i], ARGV[i + 1])
           else
             redis.call('HSETNX', H, ARGV[i], ARGV[i + 1])
