@@ -32,7 +32,9 @@ sleeping through it.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import secrets
 import threading
 import time
@@ -75,9 +77,24 @@ class _Unavailable:
 UNAVAILABLE: Final = _Unavailable()
 
 
-def nonce() -> str:
-    """A value no other write of any process uses (change markers, tokens, epochs, sessions)."""
-    return secrets.token_hex(8)
+class _Nonces:
+    """Values no other write of any process uses (change markers, tokens, epochs, sessions): a
+    random prefix per process and a counter. `secrets.token_hex` per call cost a system call,
+    several times a superstep; a forked child draws a new prefix."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._prefix = secrets.token_hex(6)
+        self._count = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._count):x}"
+
+
+nonce: Final = _Nonces()
 
 
 @dataclass
