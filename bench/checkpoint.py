@@ -10,16 +10,22 @@ review step then a collect step, as a stock Send-and-collect graph does):
 - ``ours``: the real ``build_graph`` (plan + cursor in the state, each finished review written
   once to the store), with a synthetic in-memory source and an instant reviewer;
 - ``naive``: a stock-agent state that keeps a ``comments`` dict and a ``messages`` list in plain
-  channels, growing with every file (DESIGN.md §9: rewritten at every step).
+  channels, growing with every file (docs/architecture.md, "Pitfalls": rewritten at every step).
 
 Why it is measured this way:
 
-- *ms per superstep* is the wall time between consecutive supersteps of the walk as the stream
-  reports them, with ``durability="sync"`` as the service runs it: node, reducers and the
-  saver's write, everything a step costs. Flatness is the median step of the last 10% of the
-  walk over that of the first 10% (medians: one stall of another process on a shared machine
-  would move a window's mean), shown on wall time and on this process's CPU time, with the
-  median step of each tenth of the walk for the largest N.
+- *ms per superstep* is the wall time of each superstep of the walk as the stream produces it,
+  with ``durability="sync"`` as the service runs it: node, reducers and the saver's write,
+  everything a step costs. Flatness is the median step of the last 10% of the walk over that of
+  the first 10% (medians: one stall of another process on a shared machine would move a
+  window's mean), shown on wall time and on this process's CPU time, with the median step of
+  each tenth of the walk for the largest N.
+- *Interleaved*: in each round the walks of every backend run in lockstep, each taking its turn
+  for ``--block`` supersteps (`lockstep`), so that on a machine shared with other work all
+  backends see the same load; each round's ratio of Postgres via Redis to Postgres alone is taken
+  from walks that ran side by side, and the ratio reported is the median over the rounds. The
+  client CPU ratio (this process's CPU per step) is printed beside it: load from other processes
+  lengthens every backend's waits alike and pulls the wall ratio towards 1, the CPU ratio not.
 - *bytes per superstep* is what the saver actually stored, read back after the run: for SQLite
   and Postgres the byte lengths of every column of the thread's new rows (Postgres ``jsonb`` as
   its text), for the in-memory saver the serialised values ``put``/``put_writes`` received.
@@ -30,6 +36,10 @@ Why it is measured this way:
 - Postgres rows are also summed physically (``pg_total_relation_size`` delta of the checkpoint
   and store tables, indexes, TOAST and page slack included), and for Postgres via Redis the bytes
   Redis received (``total_net_input_bytes`` delta).
+
+Storage is the benchmark's own (`bench.common`): uniquely named Postgres databases, dropped at the
+end, and a private ``redis-server`` without persistence unless ``REVIEW_AGENT_BENCH_REDIS_URL``
+names one.
 """
 
 from __future__ import annotations
@@ -216,7 +226,10 @@ def sqlite_rows(conn: sqlite3.Connection, thread_id: str) -> list[int]:
         + " + ".join(
             b(c) for c in ("thread_id", "checkpoint_ns", "checkpoint_id", "parent_checkpoint_id", "type")
         )
-        + " + " + b("checkpoint") + " + " + b("metadata")
+        + " + "
+        + b("checkpoint")
+        + " + "
+        + b("metadata")
         + " FROM checkpoints WHERE thread_id = ?"
     )
     wr_sql = (
@@ -224,7 +237,13 @@ def sqlite_rows(conn: sqlite3.Connection, thread_id: str) -> list[int]:
         + " + ".join(
             b(c)
             for c in (
-                "thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "task_path", "channel", "type",
+                "thread_id",
+                "checkpoint_ns",
+                "checkpoint_id",
+                "task_id",
+                "task_path",
+                "channel",
+                "type",
                 "value",
             )
         )
@@ -428,8 +447,14 @@ class Walk:
         self.thread_id = f"b:{state}:{uuid.uuid4().hex[:8]}"  # short: it is repeated in every row
         self.store = backend.fresh_store()
         if state == "ours":
-            ports = GraphPorts(source=self.source, reviewer=self.reviewer, results=ReviewResults(self.store),
-                               target=self.source.resolve(), thread_id=self.thread_id, concurrency=1)
+            ports = GraphPorts(
+                source=self.source,
+                reviewer=self.reviewer,
+                results=ReviewResults(self.store),
+                target=self.source.resolve(),
+                thread_id=self.thread_id,
+                concurrency=1,
+            )
             graph = build_graph(ports, backend.checkpointer, self.store)
             graph_input: Any = {"thread_id": self.thread_id}
         else:
@@ -471,7 +496,9 @@ class Walk:
         run.store_puts = store_after[1] - self.store_before[1]
         run.pg_disk = backend.pg_disk() - self.disk_before
         files = run.files
-        assert self.reviewer.calls == files, f"{run.state}/{run.backend}: {self.reviewer.calls} reviews for {files}"
+        assert self.reviewer.calls == files, (
+            f"{run.state}/{run.backend}: {self.reviewer.calls} reviews for {files}"
+        )
         walk = [i for i, (_, _, node) in enumerate(self.steps) if node in WALK_NODES]
         per_file = 1 if run.state == "ours" else 2  # ours: one review_window step per file at concurrency 1
         assert len(walk) == per_file * files, f"expected {per_file * files} walk steps, saw {len(walk)}"
@@ -512,8 +539,15 @@ def run_once(backend: Backend, state: str, files: int) -> Run:
 # -- the benchmark -------------------------------------------------------------------------------
 
 
-def measure(sizes: list[int], backends: list[str], states: list[str], rounds: int, naive_rounds: int,
-            block: int, log: Callable[[str], None]) -> dict[tuple[str, str, int], Cell]:
+def measure(
+    sizes: list[int],
+    backends: list[str],
+    states: list[str],
+    rounds: int,
+    naive_rounds: int,
+    block: int,
+    log: Callable[[str], None],
+) -> dict[tuple[str, str, int], Cell]:
     """Every backend is open for the whole benchmark. In each round, the walks of all backends
     for one state and size run in lockstep (`lockstep`), in a rotated order each round: load from
     other processes on a shared machine, or the disk's fsync latency drifting, then falls on all
@@ -529,7 +563,7 @@ def measure(sizes: list[int], backends: list[str], states: list[str], rounds: in
             for state in states:  # warm-up: imports, prepared plans, first-connection costs
                 run_once(backend, state, 5)
         for rnd in range(rounds):
-            order = opened[rnd % len(opened):] + opened[: rnd % len(opened)]
+            order = opened[rnd % len(opened) :] + opened[: rnd % len(opened)]
             for files in sizes:
                 for state in states:
                     if state == "naive" and rnd >= naive_rounds:
@@ -537,9 +571,11 @@ def measure(sizes: list[int], backends: list[str], states: list[str], rounds: in
                     runs = lockstep([Walk(backend, state, files) for backend in order], block)
                     for r in runs:
                         cells.setdefault((state, r.backend, files), []).append(r)
-                        log(f"  round {rnd + 1} {r.backend:15} {state:5} N={files:5}: "
+                        log(
+                            f"  round {rnd + 1} {r.backend:15} {state:5} N={files:5}: "
                             f"{r.ms_per_step:7.3f} ms/step, {r.bytes_per_step:11,.0f} B/step, "
-                            f"{r.seconds:6.2f} s")
+                            f"{r.seconds:6.2f} s"
+                        )
     return {k: Cell(v) for k, v in cells.items()}
 
 
@@ -550,10 +586,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", type=lambda s: s.split(","), default=list(ALL_BACKENDS))
     parser.add_argument("--states", type=lambda s: s.split(","), default=list(STATES))
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds of 'ours' (default 3)")
-    parser.add_argument("--naive-rounds", type=int, default=1,
-                        help="rounds of the naive state (its N=1000 runs are slow; default 1)")
-    parser.add_argument("--block", type=int, default=20,
-                        help="supersteps each backend's walk runs before the next one's turn (default 20)")
+    parser.add_argument(
+        "--naive-rounds",
+        type=int,
+        default=1,
+        help="rounds of the naive state (its N=1000 runs are slow; default 1)",
+    )
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=20,
+        help="supersteps each backend's walk runs before the next one's turn (default 20)",
+    )
     args = parser.parse_args(argv)
     sizes = args.sizes or ([20, 50, 100] if args.quick else [50, 200, 1000])
     rounds = args.rounds or (2 if args.quick else 3)
@@ -561,53 +605,104 @@ def main(argv: list[str] | None = None) -> None:
         if b not in ALL_BACKENDS:
             parser.error(f"unknown backend {b!r}")
 
-    print(f"checkpoint benchmark: N = {sizes}, backends = {args.backends}, states = {args.states}, "
-          f"rounds = {rounds} (naive: {min(rounds, args.naive_rounds)}), backends interleaved every "
-          f"{args.block} supersteps")
+    print(
+        f"checkpoint benchmark: N = {sizes}, backends = {args.backends}, states = {args.states}, "
+        f"rounds = {rounds} (naive: {min(rounds, args.naive_rounds)}), backends interleaved every "
+        f"{args.block} supersteps"
+    )
     t0 = time.perf_counter()
-    by = measure(sizes, args.backends, args.states, rounds, args.naive_rounds, args.block,
-                 log=lambda s: print(s, flush=True))
+    by = measure(
+        sizes,
+        args.backends,
+        args.states,
+        rounds,
+        args.naive_rounds,
+        args.block,
+        log=lambda s: print(s, flush=True),
+    )
     print(f"measured in {time.perf_counter() - t0:.0f} s")
     report(by, sizes, args.backends, args.states)
 
 
-def report(by: dict[tuple[str, str, int], Cell], sizes: list[int], backends: list[str],
-           states: list[str]) -> None:
+def report(
+    by: dict[tuple[str, str, int], Cell], sizes: list[int], backends: list[str], states: list[str]
+) -> None:
     nmin, nmax = min(sizes), max(sizes)
     cells = [by[(s, b, n)] for n in sizes for s in states for b in backends if (s, b, n) in by]
-    headers = ["state", "backend", "N", "steps", "ms/step", "typ. ms", "cpu ms", "ckpt B/step",
-               "store B/step", "total B/step", "redis B/step", "pg disk B/step", "flat", "flat cpu",
-               "bytes last/first"]
+    headers = [
+        "state",
+        "backend",
+        "N",
+        "steps",
+        "ms/step",
+        "typ. ms",
+        "cpu ms",
+        "ckpt B/step",
+        "store B/step",
+        "total B/step",
+        "redis B/step",
+        "pg disk B/step",
+        "flat",
+        "flat cpu",
+        "bytes last/first",
+    ]
     rows = []
     for c in cells:
-        rows.append([
-            c.state, c.backend, c.files, c.supersteps, c.ms_per_step, c.median_ms, c.cpu_ms_per_step,
-            round(c.ckpt_per_step), round(c.store_per_step), round(c.bytes_per_step),
-            round(c.redis_in / c.supersteps) if c.backend == "postgres+redis" else "-",
-            round(c.pg_disk / c.supersteps) if c.backend.startswith("postgres") else "-",
-            c.flat, c.flat_cpu, tail_ratio(c.walk_bytes) if c.walk_bytes else "-",
-        ])
-    print_table(headers, rows, title=(
-        "Per cell. ms/step: mean wall time of a walk superstep (review or collect), median over rounds; "
-        "typ. ms: median step;\ncpu ms: this process's CPU per step; B/step: bytes stored per superstep, "
-        "all supersteps, store writes included;\nflat: median step of the last 10% / of the first 10% "
-        "(wall; 'flat cpu': on CPU time)"))
+        rows.append(
+            [
+                c.state,
+                c.backend,
+                c.files,
+                c.supersteps,
+                c.ms_per_step,
+                c.median_ms,
+                c.cpu_ms_per_step,
+                round(c.ckpt_per_step),
+                round(c.store_per_step),
+                round(c.bytes_per_step),
+                round(c.redis_in / c.supersteps) if c.backend == "postgres+redis" else "-",
+                round(c.pg_disk / c.supersteps) if c.backend.startswith("postgres") else "-",
+                c.flat,
+                c.flat_cpu,
+                tail_ratio(c.walk_bytes) if c.walk_bytes else "-",
+            ]
+        )
+    print_table(
+        headers,
+        rows,
+        title=(
+            "Per cell. ms/step: mean wall time of a walk superstep (review or collect), median over rounds; "
+            "typ. ms: median step;\ncpu ms: this process's CPU per step; B/step: bytes stored per superstep, "
+            "all supersteps, store writes included;\nflat: median step of the last 10% / of the first 10% "
+            "(wall; 'flat cpu': on CPU time)"
+        ),
+    )
 
     figures: dict[str, Any] = {"sizes": sizes, "cells": [], "summary": {}, "targets": {}}
     for c in cells:
-        figures["cells"].append({
-            "state": c.state, "backend": c.backend, "files": c.files, "supersteps": c.supersteps,
-            "rounds": len(c.runs), "ms_per_step": round(c.ms_per_step, 4),
-            "ms_per_step_rounds": [round(r.ms_per_step, 4) for r in c.runs],
-            "median_step_ms": round(c.median_ms, 4), "cpu_ms_per_step": round(c.cpu_ms_per_step, 4),
-            "seconds": round(c.seconds, 3), "ckpt_bytes_per_step": round(c.ckpt_per_step, 1),
-            "store_bytes_per_step": round(c.store_per_step, 1), "bytes_per_step": round(c.bytes_per_step, 1),
-            "store_puts": c.store_puts,
-            "redis_bytes_in_per_step": round(c.redis_in / c.supersteps, 1) if c.redis_in else None,
-            "pg_disk_bytes_per_step": round(c.pg_disk / c.supersteps, 1) if c.pg_disk else None,
-            "time_flatness": round(c.flat, 3), "time_flatness_cpu": round(c.flat_cpu, 3),
-            "bytes_flatness": round(tail_ratio(c.walk_bytes), 3) if c.walk_bytes else None,
-        })
+        figures["cells"].append(
+            {
+                "state": c.state,
+                "backend": c.backend,
+                "files": c.files,
+                "supersteps": c.supersteps,
+                "rounds": len(c.runs),
+                "ms_per_step": round(c.ms_per_step, 4),
+                "ms_per_step_rounds": [round(r.ms_per_step, 4) for r in c.runs],
+                "median_step_ms": round(c.median_ms, 4),
+                "cpu_ms_per_step": round(c.cpu_ms_per_step, 4),
+                "seconds": round(c.seconds, 3),
+                "ckpt_bytes_per_step": round(c.ckpt_per_step, 1),
+                "store_bytes_per_step": round(c.store_per_step, 1),
+                "bytes_per_step": round(c.bytes_per_step, 1),
+                "store_puts": c.store_puts,
+                "redis_bytes_in_per_step": round(c.redis_in / c.supersteps, 1) if c.redis_in else None,
+                "pg_disk_bytes_per_step": round(c.pg_disk / c.supersteps, 1) if c.pg_disk else None,
+                "time_flatness": round(c.flat, 3),
+                "time_flatness_cpu": round(c.flat_cpu, 3),
+                "bytes_flatness": round(tail_ratio(c.walk_bytes), 3) if c.walk_bytes else None,
+            }
+        )
 
     summary_rows = []
     for state in states:
@@ -616,26 +711,53 @@ def report(by: dict[tuple[str, str, int], Cell], sizes: list[int], backends: lis
             if lo is None or hi is None:
                 continue
             growth = hi.bytes_per_step / lo.bytes_per_step if lo.bytes_per_step else float("nan")
-            summary_rows.append([state, b, lo.ms_per_step, hi.ms_per_step, hi.cpu_ms_per_step, hi.flat,
-                                 hi.flat_cpu, round(lo.bytes_per_step), round(hi.bytes_per_step), growth])
+            summary_rows.append(
+                [
+                    state,
+                    b,
+                    lo.ms_per_step,
+                    hi.ms_per_step,
+                    hi.cpu_ms_per_step,
+                    hi.flat,
+                    hi.flat_cpu,
+                    round(lo.bytes_per_step),
+                    round(hi.bytes_per_step),
+                    growth,
+                ]
+            )
             figures["summary"][f"{state}/{b}"] = {
-                "ms_per_step_nmin": round(lo.ms_per_step, 4), "ms_per_step_nmax": round(hi.ms_per_step, 4),
-                "cpu_ms_per_step_nmax": round(hi.cpu_ms_per_step, 4), "time_flatness_nmax": round(hi.flat, 3),
+                "ms_per_step_nmin": round(lo.ms_per_step, 4),
+                "ms_per_step_nmax": round(hi.ms_per_step, 4),
+                "cpu_ms_per_step_nmax": round(hi.cpu_ms_per_step, 4),
+                "time_flatness_nmax": round(hi.flat, 3),
                 "time_flatness_cpu_nmax": round(hi.flat_cpu, 3),
                 "bytes_per_step_nmin": round(lo.bytes_per_step, 1),
-                "bytes_per_step_nmax": round(hi.bytes_per_step, 1), "bytes_growth": round(growth, 3),
+                "bytes_per_step_nmax": round(hi.bytes_per_step, 1),
+                "bytes_growth": round(growth, 3),
             }
     print_table(
-        ["state", "backend", f"ms/step N={nmin}", f"ms/step N={nmax}", f"cpu ms N={nmax}",
-         f"flat N={nmax}", f"flat cpu N={nmax}", f"B/step N={nmin}", f"B/step N={nmax}",
-         f"B growth {nmax}/{nmin}"],
-        summary_rows, title="Summary",
+        [
+            "state",
+            "backend",
+            f"ms/step N={nmin}",
+            f"ms/step N={nmax}",
+            f"cpu ms N={nmax}",
+            f"flat N={nmax}",
+            f"flat cpu N={nmax}",
+            f"B/step N={nmin}",
+            f"B/step N={nmax}",
+            f"B growth {nmax}/{nmin}",
+        ],
+        summary_rows,
+        title="Summary",
     )
     naive, ours = by.get(("naive", "postgres", nmax)), by.get(("ours", "postgres", nmax))
     if naive is not None and ours is not None:
         times = naive.bytes_per_step / ours.bytes_per_step
-        print(f"\n  Postgres at N={nmax}: the naive state stores {times:.0f}x the bytes per step of ours "
-              f"({naive.bytes_per_step:,.0f} vs {ours.bytes_per_step:,.0f}).")
+        print(
+            f"\n  Postgres at N={nmax}: the naive state stores {times:.0f}x the bytes per step of ours "
+            f"({naive.bytes_per_step:,.0f} vs {ours.bytes_per_step:,.0f})."
+        )
 
     decile_rows = []
     for b in backends:
@@ -645,9 +767,12 @@ def report(by: dict[tuple[str, str, int], Cell], sizes: list[int], backends: lis
             decile_rows.append([b, *(statistics.median(col) for col in zip(*per_round, strict=True))])
             figures["summary"][f"ours/{b}"]["walk_deciles_ms"] = [round(x, 3) for x in decile_rows[-1][1:]]
     if decile_rows:
-        print_table(["backend", *(f"{10 * i}-{10 * i + 10}%" for i in range(10))], decile_rows,
-                    title=f"State 'ours', N={nmax}: median ms per step in each tenth of the walk (median "
-                          "over rounds): a cost that grows with the files done rises left to right")
+        print_table(
+            ["backend", *(f"{10 * i}-{10 * i + 10}%" for i in range(10))],
+            decile_rows,
+            title=f"State 'ours', N={nmax}: median ms per step in each tenth of the walk (median "
+            "over rounds): a cost that grows with the files done rises left to right",
+        )
 
     ratio_rows = []
     ratios = figures["summary"].setdefault("redis_over_postgres", {})
@@ -663,26 +788,39 @@ def report(by: dict[tuple[str, str, int], Cell], sizes: list[int], backends: lis
             "rounds": [round(t.ms_per_step / p.ms_per_step, 3) for t, p in pairs],
         }
         ratios[str(files)] = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in entry.items()}
-        ratio_rows.append([files, len(pairs), entry["ms"], entry["typical_ms"], entry["cpu_ms"],
-                           " ".join(f"{r:.2f}" for r in entry["rounds"])])
+        ratio_rows.append(
+            [
+                files,
+                len(pairs),
+                entry["ms"],
+                entry["typical_ms"],
+                entry["cpu_ms"],
+                " ".join(f"{r:.2f}" for r in entry["rounds"]),
+            ]
+        )
     if ratio_rows:
-        print_table(["N", "rounds", "ms/step", "typ. step", "client cpu", "each round (ms/step)"], ratio_rows,
-                    title="Postgres+Redis / Postgres, state 'ours' (median of rounds run side by side)")
+        print_table(
+            ["N", "rounds", "ms/step", "typ. step", "client cpu", "each round (ms/step)"],
+            ratio_rows,
+            title="Postgres+Redis / Postgres, state 'ours' (median of rounds run side by side)",
+        )
 
     print("\nTargets (state 'ours'):")
     targets: dict[str, Any] = {}
     if str(nmax) in ratios:
         targets["redis_over_postgres"] = target_line(
-            f"Postgres+Redis / Postgres ms per step at N={nmax}", ratios[str(nmax)]["ms"], 1.1)
+            f"Postgres+Redis / Postgres ms per step at N={nmax}", ratios[str(nmax)]["ms"], 1.1
+        )
     for b in backends:
         hi, lo = by.get(("ours", b, nmax)), by.get(("ours", b, nmin))
         if hi is not None:
             targets[f"flat/{b}"] = target_line(
-                f"{b}: last 10% / first 10% ms per step at N={nmax} (on CPU: {hi.flat_cpu:.3f})",
-                hi.flat, 1.2)
+                f"{b}: last 10% / first 10% ms per step at N={nmax} (on CPU: {hi.flat_cpu:.3f})", hi.flat, 1.2
+            )
         if hi is not None and lo is not None and lo.bytes_per_step:
             targets[f"bytes_growth/{b}"] = target_line(
-                f"{b}: bytes per step N={nmax} / N={nmin}", hi.bytes_per_step / lo.bytes_per_step, 1.2)
+                f"{b}: bytes per step N={nmax} / N={nmin}", hi.bytes_per_step / lo.bytes_per_step, 1.2
+            )
     figures["targets"] = targets
     emit_json(figures)
 

@@ -47,7 +47,9 @@ from review_agent.state.schemas import Comment, Usage
 from review_agent.storage.factory import Storage, open_storage
 from review_agent.storage.redis import RedisTierSaver
 
-POSTGRES_ADMIN_URL = os.environ.get("REVIEW_AGENT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "REVIEW_AGENT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 BACKENDS = ("sqlite", "postgres", "postgres+redis")
 
 
@@ -190,13 +192,26 @@ def bench_redis() -> Iterator[str]:
         yield given
         return
     if shutil.which("redis-server") is None:
-        raise SystemExit("redis-server is not installed; set REVIEW_AGENT_BENCH_REDIS_URL to use another Redis")
+        raise SystemExit(
+            "redis-server is not installed; set REVIEW_AGENT_BENCH_REDIS_URL to use another Redis"
+        )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     with tempfile.TemporaryDirectory(prefix="ra-bench-redis-") as folder:
-        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", folder]
+        cmd = [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            folder,
+        ]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"redis://127.0.0.1:{port}/0"
         try:

@@ -109,8 +109,13 @@ class Job:
     cold: bool = False
 
     def place(self) -> Place:
-        return Place(self.backend, bench_settings(Path(self.home), self.database_url),
-                     self.database_url, self.redis_url, self.redis_prefix)
+        return Place(
+            self.backend,
+            bench_settings(Path(self.home), self.database_url),
+            self.database_url,
+            self.redis_url,
+            self.redis_prefix,
+        )
 
 
 def config_for(job: Job) -> dict[str, Any]:
@@ -208,7 +213,10 @@ def child_trial(job: Job) -> dict[str, Any]:
     """The same trial in a new Python process: a rerun after a kill is a new process."""
     proc = subprocess.run(
         [sys.executable, "-m", "bench.resume", "--child", json.dumps(asdict(job))],
-        capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"child trial failed:\n{proc.stderr}")
@@ -263,8 +271,10 @@ def main(argv: list[str] | None = None) -> None:
     files = args.files or (200 if args.quick else 1000)
     fresh_n = args.trials or (3 if args.quick else 7)
     warm_n = args.warm_trials or (3 if args.quick else 15)
-    print(f"resume benchmark: {files} files, stopped after {files // 2}; "
-          f"{fresh_n} fresh-process and {warm_n} warm trials per backend")
+    print(
+        f"resume benchmark: {files} files, stopped after {files // 2}; "
+        f"{fresh_n} fresh-process and {warm_n} warm trials per backend"
+    )
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
     with ExitStack() as stack:
@@ -277,9 +287,17 @@ def main(argv: list[str] | None = None) -> None:
             # the warm-cache variant's trials
             backend = name.removesuffix(" cold")
             place = stack.enter_context(backend_place(backend, redis_url))
-            job = Job(backend=backend, home=str(place.settings.home), database_url=place.database_url,
-                      redis_url=place.redis_url, redis_prefix=place.redis_prefix, thread_id=f"bench-resume:{uuid.uuid4().hex[:8]}",
-                      files=files, salt=uuid.uuid4().hex[:8], cold=name.endswith(" cold"))
+            job = Job(
+                backend=backend,
+                home=str(place.settings.home),
+                database_url=place.database_url,
+                redis_url=place.redis_url,
+                redis_prefix=place.redis_prefix,
+                thread_id=f"bench-resume:{uuid.uuid4().hex[:8]}",
+                files=files,
+                salt=uuid.uuid4().hex[:8],
+                cold=name.endswith(" cold"),
+            )
             t = time.perf_counter()
             saved = first_run(job)
             took = time.perf_counter() - t
@@ -302,44 +320,81 @@ def main(argv: list[str] | None = None) -> None:
             for kind in ("fresh", "warm"):
                 r = results[name][kind]
                 assert r["done"] == files // 2 and r["cursor"] == files // 2, r
-            print(f"  {name}: fresh {results[name]['fresh']['total_ms']:.1f} ms, "
-                  f"warm {results[name]['warm']['total_ms']:.1f} ms", flush=True)
+            print(
+                f"  {name}: fresh {results[name]['fresh']['total_ms']:.1f} ms, "
+                f"warm {results[name]['warm']['total_ms']:.1f} ms",
+                flush=True,
+            )
         opening = open_costs({name: jobs[name] for name in VARIANTS[:3]}, warm_n)
 
-    headers = ["backend", "trials", "to first step ms", "min", "max", "open+setup", "build graph",
-               "read state", "count done", "stream to step", "redis hits/misses"]
+    headers = [
+        "backend",
+        "trials",
+        "to first step ms",
+        "min",
+        "max",
+        "open+setup",
+        "build graph",
+        "read state",
+        "count done",
+        "stream to step",
+        "redis hits/misses",
+    ]
     for kind, n in (("fresh", fresh_n), ("warm", warm_n)):
         rows = []
         for name in VARIANTS:
             r = results[name][kind]
             served = f"{r['redis_hits']}/{r['redis_misses']}" if name.startswith("postgres+redis") else "-"
-            rows.append([name, n, r["total_ms"], r["min_total_ms"], r["max_total_ms"], r["open_ms"],
-                         r["graph_ms"], r["read_state_ms"], r["count_done_ms"], r["to_first_step_ms"],
-                         served])
-        title = ("Fresh process per rerun (median; imports before the clock)" if kind == "fresh"
-                 else "Same process, warm (median)")
+            rows.append(
+                [
+                    name,
+                    n,
+                    r["total_ms"],
+                    r["min_total_ms"],
+                    r["max_total_ms"],
+                    r["open_ms"],
+                    r["graph_ms"],
+                    r["read_state_ms"],
+                    r["count_done_ms"],
+                    r["to_first_step_ms"],
+                    served,
+                ]
+            )
+        title = (
+            "Fresh process per rerun (median; imports before the clock)"
+            if kind == "fresh"
+            else "Same process, warm (median)"
+        )
         print_table(headers, rows, title=f"{title}, {files} files, resumed at file {files // 2 + 1}")
 
-    print_table(["backend", "open with setup() ms", "open without setup() ms"],
-                [[name, o["with_setup_ms"], o["without_setup_ms"]] for name, o in opening.items()],
-                title="Opening storage (same process, median): the share of open+setup that setup() is")
+    print_table(
+        ["backend", "open with setup() ms", "open without setup() ms"],
+        [[name, o["with_setup_ms"], o["without_setup_ms"]] for name, o in opening.items()],
+        title="Opening storage (same process, median): the share of open+setup that setup() is",
+    )
 
     pg, tier = results["postgres"], results["postgres+redis"]
     print("\nTargets:")
     targets = {
-        "resume_ms/" + name: target_line(f"{name}: fresh-process rerun to first resumed step, ms",
-                                         results[name]["fresh"]["total_ms"], 50.0)
+        "resume_ms/" + name: target_line(
+            f"{name}: fresh-process rerun to first resumed step, ms", results[name]["fresh"]["total_ms"], 50.0
+        )
         for name in VARIANTS
     }
     targets["redis_faster_than_postgres"] = target_line(
         "Postgres+Redis / Postgres, fresh-process rerun (< 1 is faster)",
-        tier["fresh"]["total_ms"] / pg["fresh"]["total_ms"], 0.999)
+        tier["fresh"]["total_ms"] / pg["fresh"]["total_ms"],
+        0.999,
+    )
     warm_ratio = tier["warm"]["total_ms"] / pg["warm"]["total_ms"]
     read_ratio = tier["warm"]["read_state_ms"] / pg["warm"]["read_state_ms"]
-    print(f"       (warm: Postgres+Redis / Postgres = {warm_ratio:.3f}; "
-          f"checkpoint reads alone = {read_ratio:.3f})")
-    emit_json({"files": files, "resumed_at": files // 2, "results": results, "opening": opening,
-               "targets": targets})
+    print(
+        f"       (warm: Postgres+Redis / Postgres = {warm_ratio:.3f}; "
+        f"checkpoint reads alone = {read_ratio:.3f})"
+    )
+    emit_json(
+        {"files": files, "resumed_at": files // 2, "results": results, "opening": opening, "targets": targets}
+    )
 
 
 if __name__ == "__main__":
