@@ -114,7 +114,8 @@ class TierStats:
     installs: int = 0
     """put/put_writes mirrored into Redis."""
     invalidations: int = 0
-    """put/put_writes that left the namespace uncached because Redis could not mirror them."""
+    """put/put_writes that left the namespace uncached, or its entry unservable until the next
+    put, because Redis could not (or need not) mirror them."""
     skipped: int = 0
     """Redis calls not made or failed because Redis was unavailable."""
     bumps: int = 0
