@@ -70,6 +70,7 @@ from bench.common import (
     SyntheticSource,
     backend_place,
     bench_redis,
+    clean_up_on_sigterm,
     emit_json,
     mean,
     open_place,
@@ -599,6 +600,7 @@ def main(argv: list[str] | None = None) -> None:
         help="supersteps each backend's walk runs before the next one's turn (default 20)",
     )
     args = parser.parse_args(argv)
+    clean_up_on_sigterm()
     sizes = args.sizes or ([20, 50, 100] if args.quick else [50, 200, 1000])
     rounds = args.rounds or (2 if args.quick else 3)
     for b in args.backends:

@@ -48,6 +48,7 @@ from bench.common import (
     backend_place,
     bench_redis,
     bench_settings,
+    clean_up_on_sigterm,
     emit_json,
     open_place,
     print_table,
@@ -265,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warm-trials", type=int, default=None, help="same-process trials per backend")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    clean_up_on_sigterm()
     if args.child:
         print(json.dumps(trial(Job(**json.loads(args.child)))))
         return
