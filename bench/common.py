@@ -8,6 +8,12 @@ Why `open_storage` for SQLite and Postgres: a benchmark of storage must open it 
 (same connection options, same `setup()` calls, the same Postgres store with its vector index).
 The Redis tier is wrapped here rather than by the factory only because the factory has no
 setting for the key prefix, and every benchmark run needs a prefix of its own that it can delete.
+
+Where the data lives: a benchmark owns what it touches. Postgres databases get unique names on
+the server of ``REVIEW_AGENT_BENCH_POSTGRES_URL`` (default: trust auth as ``postgres`` on
+127.0.0.1:5432) and are dropped at the end; Redis is a ``redis-server`` of the benchmark's own on
+a free port, without persistence, stopped at the end - unless ``REVIEW_AGENT_BENCH_REDIS_URL``
+names one (keys then live under a prefix of their own, deleted at the end).
 """
 
 from __future__ import annotations
@@ -16,26 +22,36 @@ import hashlib
 import json
 import math
 import os
+import shutil
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import redis
+from psycopg import sql
 
 from review_agent.config import Settings
 from review_agent.reviewers.base import ReviewRequest, ReviewResult
 from review_agent.sources.base import ChangedFile, ResolvedTarget
 from review_agent.state.schemas import Comment, Usage
 from review_agent.storage.factory import Storage, open_storage
-from review_agent.storage.redis_tier import RedisTierSaver
-from tests.pg import temp_database
+from review_agent.storage.redis import RedisTierSaver
 
-REDIS_URL = os.environ.get("REVIEW_AGENT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "REVIEW_AGENT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 BACKENDS = ("sqlite", "postgres", "postgres+redis")
 
 
@@ -153,8 +169,78 @@ def bench_settings(home: Path, database_url: str | None = None, **extra: Any) ->
     return Settings(_env_file=None, **by_alias)  # type: ignore[call-arg]
 
 
+def clean_up_on_sigterm() -> None:
+    """Make SIGTERM end the benchmark as Ctrl-C does, through its `finally` blocks: its Postgres
+    databases are dropped and its redis-server stopped however it is stopped."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 @contextmanager
-def redis_prefix(url: str = REDIS_URL) -> Iterator[str]:
+def temp_database(prefix: str = "ra_bench") -> Iterator[str]:
+    """A uniquely named, empty Postgres database; dropped on exit (FORCE: a connection left open
+    by a failed run cannot keep it alive)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(urlsplit(POSTGRES_ADMIN_URL)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def bench_redis() -> Iterator[str]:
+    """The Redis URL to benchmark on: ``REVIEW_AGENT_BENCH_REDIS_URL`` if set, else a private
+    ``redis-server`` on a free port (no RDB, no AOF), stopped by its pid on exit. Private by
+    default so that a benchmark never touches a Redis it did not start, and so that the bytes
+    Redis received are ours alone."""
+    given = os.environ.get("REVIEW_AGENT_BENCH_REDIS_URL")
+    if given:
+        yield given
+        return
+    if shutil.which("redis-server") is None:
+        raise SystemExit(
+            "redis-server is not installed; set REVIEW_AGENT_BENCH_REDIS_URL to use another Redis"
+        )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    with tempfile.TemporaryDirectory(prefix="ra-bench-redis-") as folder:
+        cmd = [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            folder,
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    with redis.Redis.from_url(url) as client:
+                        client.ping()
+                    break
+                except redis.exceptions.ConnectionError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise RuntimeError("the benchmark's redis-server did not start") from None
+                    time.sleep(0.02)
+            yield url
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@contextmanager
+def redis_prefix(url: str) -> Iterator[str]:
     """A key prefix of our own; every key under it is deleted on exit."""
     prefix = f"ra-bench-{uuid.uuid4().hex[:10]}:"
     try:
@@ -176,13 +262,14 @@ class Place:
     backend: str
     settings: Settings
     database_url: str | None = None
+    redis_url: str | None = None
     redis_prefix: str | None = None
 
 
 @contextmanager
-def backend_place(backend: str) -> Iterator[Place]:
-    """A fresh database (SQLite file or Postgres database) and Redis prefix for one backend,
-    removed on exit."""
+def backend_place(backend: str, redis_url: str | None = None) -> Iterator[Place]:
+    """A fresh database (SQLite file or Postgres database) and, for Postgres via Redis, a key
+    prefix on `redis_url` (from `bench_redis`), all removed on exit."""
     with ExitStack() as stack:
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ra-bench-")))
         url = None
@@ -190,8 +277,10 @@ def backend_place(backend: str) -> Iterator[Place]:
         if backend in ("postgres", "postgres+redis"):
             url = stack.enter_context(temp_database("ra_bench"))
         if backend == "postgres+redis":
-            prefix = stack.enter_context(redis_prefix())
-        yield Place(backend, bench_settings(home, url), url, prefix)
+            if redis_url is None:
+                raise ValueError("postgres+redis needs the URL of the benchmark's Redis (bench_redis)")
+            prefix = stack.enter_context(redis_prefix(redis_url))
+        yield Place(backend, bench_settings(home, url), url, redis_url, prefix)
 
 
 @contextmanager
@@ -199,12 +288,12 @@ def open_place(place: Place, *, setup: bool = False) -> Iterator[Storage]:
     """Open storage as a review does (`open_storage`); for Postgres via Redis, wrap its
     PostgresSaver in the Redis tier exactly as the factory does, with our own prefix."""
     with open_storage(place.settings, setup=setup) as storage:
-        if place.redis_prefix is None:
+        if place.redis_url is None or place.redis_prefix is None:
             yield storage
             return
         tier = RedisTierSaver(
             storage.checkpointer,
-            REDIS_URL,
+            place.redis_url,
             ttl_seconds=place.settings.redis_ttl_seconds,
             prefix=place.redis_prefix,
         )
@@ -220,7 +309,7 @@ def open_place(place: Place, *, setup: bool = False) -> Iterator[Storage]:
             tier.close()
 
 
-def redis_bytes_in(url: str = REDIS_URL) -> int:
+def redis_bytes_in(url: str) -> int:
     """Bytes Redis has received from all clients: the delta over a run is what we sent it
     (other clients of a shared server would add to it; the benchmark machine has none)."""
     client = redis.Redis.from_url(url)

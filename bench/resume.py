@@ -42,12 +42,13 @@ from typing import Any
 import redis
 
 from bench.common import (
-    REDIS_URL,
     InstantReviewer,
     Place,
     SyntheticSource,
     backend_place,
+    bench_redis,
     bench_settings,
+    clean_up_on_sigterm,
     emit_json,
     open_place,
     print_table,
@@ -56,7 +57,7 @@ from bench.common import (
 from review_agent.errors import Interrupted
 from review_agent.graph import GraphPorts, build_graph
 from review_agent.reviewers.base import ReviewRequest, ReviewResult
-from review_agent.storage.redis_tier import RedisTierSaver
+from review_agent.storage.redis import RedisTierSaver
 from review_agent.storage.results import ReviewResults
 
 VARIANTS = ("sqlite", "postgres", "postgres+redis", "postgres+redis cold")
@@ -101,6 +102,7 @@ class Job:
     backend: str
     home: str
     database_url: str | None
+    redis_url: str | None
     redis_prefix: str | None
     thread_id: str
     files: int
@@ -112,6 +114,7 @@ class Job:
             self.backend,
             bench_settings(Path(self.home), self.database_url),
             self.database_url,
+            self.redis_url,
             self.redis_prefix,
         )
 
@@ -153,8 +156,8 @@ def first_run(job: Job) -> int:
         return ReviewResults(storage.store).count(job.thread_id)
 
 
-def forget_redis(prefix: str) -> int:
-    client = redis.Redis.from_url(REDIS_URL)
+def forget_redis(url: str, prefix: str) -> int:
+    client = redis.Redis.from_url(url)
     try:
         keys = list(client.scan_iter(match=prefix + "*", count=1000))
         return client.delete(*keys) if keys else 0
@@ -164,8 +167,8 @@ def forget_redis(prefix: str) -> int:
 
 def trial(job: Job) -> dict[str, Any]:
     """One rerun, timed as the module docstring says: milliseconds from the clock's start to each mark."""
-    if job.cold and job.redis_prefix:
-        forget_redis(job.redis_prefix)
+    if job.cold and job.redis_url and job.redis_prefix:
+        forget_redis(job.redis_url, job.redis_prefix)
     source = SyntheticSource(job.files, salt=job.salt)
     probe = FirstStep()
     config = config_for(job)
@@ -263,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warm-trials", type=int, default=None, help="same-process trials per backend")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    clean_up_on_sigterm()
     if args.child:
         print(json.dumps(trial(Job(**json.loads(args.child)))))
         return
@@ -276,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
     with ExitStack() as stack:
+        redis_url = stack.enter_context(bench_redis())
         jobs: dict[str, Job] = {}
         for name in VARIANTS:
             # the cold variant gets data of its own: its trials refill Redis from Postgres, and
@@ -283,11 +288,12 @@ def main(argv: list[str] | None = None) -> None:
             # Interrupted), so the rerun after it misses once more - which must not leak into
             # the warm-cache variant's trials
             backend = name.removesuffix(" cold")
-            place = stack.enter_context(backend_place(backend))
+            place = stack.enter_context(backend_place(backend, redis_url))
             job = Job(
                 backend=backend,
                 home=str(place.settings.home),
                 database_url=place.database_url,
+                redis_url=place.redis_url,
                 redis_prefix=place.redis_prefix,
                 thread_id=f"bench-resume:{uuid.uuid4().hex[:8]}",
                 files=files,

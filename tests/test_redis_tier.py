@@ -1,29 +1,27 @@
-"""The Redis hot tier against real Redis, Postgres and SQLite (DESIGN.md §4, §7).
+"""The Redis hot tier's contract, against real Redis, Postgres and SQLite (docs/architecture.md,
+"Storage").
 
 The published conformance suite (langgraph-checkpoint-conformance) runs against RedisTierSaver
-over each durable saver and, as a control, against the plain async savers. The other tests check
-what the suite cannot see: that the answers come from Redis, equal the durable saver's, survive
-flushes, evictions, expiry, outages and restarts without ever going stale, and that a real graph
-resumes through the tier.
+over each sync durable saver and, as a control, against the plain async savers. The other tests
+check what the suite cannot see: that the answers come from Redis and equal the durable saver's,
+that no race between processes makes Redis serve an older or a deleted state, and that a real
+graph resumes through the tier. Faults (flush, outage, stall, restart, lost writes) are in
+tests/test_redis_tier_faults.py.
 
-Shared Redis keys live under a per-test prefix that is deleted afterwards; tests that must flush,
-stop or restart Redis start a private `redis-server` of their own.
+Keys live under a per-test prefix on the session's private redis-server, deleted afterwards.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import logging
-import operator
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypedDict, cast
+from typing import Any
 
 import aiosqlite
 import psycopg
@@ -32,9 +30,7 @@ import redis
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
-    CheckpointMetadata,
     CheckpointTuple,
-    empty_checkpoint,
 )
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.conformance import checkpointer_test, validate
@@ -56,16 +52,24 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import ERROR, INTERRUPT
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.graph import END, START, StateGraph
-from langgraph.types import Send
 
-from review_agent.storage.redis_tier import RedisTierSaver
-from tests.pg import SAVER_CONN_KWARGS, async_temp_database, temp_database
+from review_agent.storage.redis import RedisTierSaver
+from tests.pg import SAVER_CONN_KWARGS, async_temp_database
 from tests.services import PrivateRedis
+from tests.tier import (
+    InThreads,
+    Writer,
+    assert_same,
+    drop_prefix,
+    durable_saver,
+    entry_key,
+    postgres_saver,
+    sqlite_saver,
+)
+from tests.tier import thread_config as _config
 
 # Set per session to the session's private redis-server (tests/services.py): never a shared Redis.
 REDIS_URL = ""
-LOGGER = "review_agent.storage.redis_tier"
 
 pytestmark = pytest.mark.redis
 
@@ -85,14 +89,8 @@ EXTENDED = {"delete_for_runs", "copy_thread", "prune"}
 
 
 # --------------------------------------------------------------------------------------------
-# Fixtures and helpers
+# Fixtures
 # --------------------------------------------------------------------------------------------
-
-
-def _drop_prefix(client: redis.Redis, prefix: str) -> None:
-    keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-    if keys:
-        client.delete(*keys)
 
 
 @pytest.fixture(autouse=True)
@@ -110,99 +108,16 @@ def rclient(_private_redis_url: None) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def prefix(rclient: redis.Redis) -> Iterator[str]:
-    """A key prefix of this test's own on the shared Redis, removed afterwards."""
+    """A key prefix of this test's own on the session's Redis, removed afterwards."""
     p = f"ra-test:{uuid.uuid4().hex[:10]}:"
     yield p
-    _drop_prefix(rclient, p)
-
-
-def _sqlite(path: Path) -> SqliteSaver:
-    saver = SqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
-    saver.setup()
-    return saver
-
-
-@contextmanager
-def _postgres(url: str) -> Iterator[PostgresSaver]:
-    with psycopg.Connection.connect(url, **SAVER_CONN_KWARGS) as conn:
-        saver = PostgresSaver(conn)
-        saver.setup()
-        yield saver
+    drop_prefix(rclient, p)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def durable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseCheckpointSaver]:
-    """A sync durable saver on a fresh SQLite file or a fresh Postgres database."""
-    if request.param == "sqlite":
-        lite = _sqlite(tmp_path / "checkpoints.sqlite")
-        yield lite
-        lite.conn.close()
-    else:
-        with temp_database() as url, _postgres(url) as pg:
-            yield pg
-
-
-def _config(thread_id: str, ns: str = "", checkpoint_id: str | None = None) -> RunnableConfig:
-    conf: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ns}
-    if checkpoint_id:
-        conf["checkpoint_id"] = checkpoint_id
-    return {"configurable": conf}
-
-
-class Writer:
-    """Builds checkpoints the way LangGraph does: fresh ids, the saver's own versions, parents."""
-
-    def __init__(self, saver: BaseCheckpointSaver, thread_id: str, ns: str = "") -> None:
-        self.saver = saver
-        self.thread_id = thread_id
-        self.ns = ns
-        self.values: dict[str, Any] = {}
-        self.versions: dict[str, Any] = {}
-        self.head: RunnableConfig | None = None
-
-    def put(
-        self,
-        changes: dict[str, Any],
-        *,
-        remove: tuple[str, ...] = (),
-        parent: RunnableConfig | None = None,
-        metadata: dict[str, Any] | None = None,
-        extra_configurable: dict[str, Any] | None = None,
-        checkpoint_id: str | None = None,
-    ) -> RunnableConfig:
-        new_versions = {}
-        for key, value in changes.items():
-            self.values[key] = value
-            self.versions[key] = self.saver.get_next_version(self.versions.get(key), None)
-            new_versions[key] = self.versions[key]
-        for key in remove:
-            self.values.pop(key, None)
-            self.versions.pop(key, None)
-        checkpoint = empty_checkpoint()
-        checkpoint["id"] = checkpoint_id or str(uuid6(clock_seq=-1))
-        checkpoint["channel_values"] = dict(self.values)
-        checkpoint["channel_versions"] = dict(self.versions)
-        checkpoint["versions_seen"] = {"node": dict(self.versions)}
-        checkpoint["updated_channels"] = sorted(changes)
-        parent = parent if parent is not None else self.head
-        config = _config(self.thread_id, self.ns)
-        if parent is not None:
-            config["configurable"]["checkpoint_id"] = parent["configurable"]["checkpoint_id"]
-        config["configurable"].update(extra_configurable or {})
-        md = cast(CheckpointMetadata, metadata or {"source": "loop", "step": 1, "parents": {}})
-        self.head = self.saver.put(config, checkpoint, md, new_versions)
-        return self.head
-
-
-def assert_same(saver: RedisTierSaver, config: RunnableConfig, *, hit: bool) -> CheckpointTuple:
-    """The tier's answer equals the durable saver's; `hit`: and it came from Redis."""
-    before = saver.stats.hits
-    got = saver.get_tuple(config)
-    want = saver.durable.get_tuple(config)
-    assert got == want
-    assert saver.stats.hits - before == (1 if hit else 0), saver.stats
-    assert got is not None
-    return got
+    with durable_saver(request.param, tmp_path) as saver:
+        yield saver
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,12 +126,8 @@ def assert_same(saver: RedisTierSaver, config: RunnableConfig, *, hit: bool) -> 
 
 
 def _supported_extended(durable_cls: type) -> set[str]:
-    """Extended capabilities the durable saver implements in sync or async form.
-
-    The tier delegates them (in a worker thread when only the sync form exists), so it supports
-    exactly these; the others raise NotImplementedError from the durable saver, as they would
-    without the tier, and are skipped.
-    """
+    """Extended capabilities the durable saver implements; the tier delegates them, so it
+    supports exactly these (the others raise NotImplementedError, as without the tier)."""
     return {
         cap
         for cap in EXTENDED
@@ -236,9 +147,9 @@ def _assert_conformance(report: CapabilityReport, expected: set[str]) -> None:
 
 
 DURABLE_CLASSES: dict[str, type[BaseCheckpointSaver]] = {
-    "postgres-sync": PostgresSaver,
+    "postgres": PostgresSaver,
+    "sqlite": SqliteSaver,
     "postgres-async": AsyncPostgresSaver,
-    "sqlite-sync": SqliteSaver,
     "sqlite-async": AsyncSqliteSaver,
 }
 
@@ -246,14 +157,14 @@ DURABLE_CLASSES: dict[str, type[BaseCheckpointSaver]] = {
 @asynccontextmanager
 async def _open_durable(kind: str, where: str) -> AsyncIterator[BaseCheckpointSaver]:
     """A durable saver of `kind` on the database URL or SQLite file `where`."""
-    if kind == "postgres-sync":
+    if kind == "postgres":
         with psycopg.Connection.connect(where, **SAVER_CONN_KWARGS) as conn:
             yield PostgresSaver(conn)
     elif kind == "postgres-async":
         async with await psycopg.AsyncConnection.connect(where, **SAVER_CONN_KWARGS) as aconn:
             yield AsyncPostgresSaver(aconn)
-    elif kind == "sqlite-sync":
-        saver = _sqlite(Path(where))
+    elif kind == "sqlite":
+        saver = sqlite_saver(Path(where))
         try:
             yield saver
         finally:
@@ -263,20 +174,16 @@ async def _open_durable(kind: str, where: str) -> AsyncIterator[BaseCheckpointSa
             yield AsyncSqliteSaver(aconn)
 
 
-def _conformance_params() -> list[Any]:
-    params = []
-    for tiered in (True, False):
-        for kind in DURABLE_CLASSES:
-            if not tiered and kind.endswith("-sync"):
-                # The plain sync savers have no async methods, and the suite is async-only.
-                continue
-            marks = [pytest.mark.postgres] if kind.startswith("postgres") else []
-            name = f"{'tier' if tiered else 'plain'}-{kind}"
-            params.append(pytest.param(kind, tiered, marks=marks, id=name))
-    return params
-
-
-@pytest.mark.parametrize(("kind", "tiered"), _conformance_params())
+@pytest.mark.parametrize(
+    ("kind", "tiered"),
+    [
+        pytest.param("postgres", True, marks=pytest.mark.postgres, id="tier-postgres"),
+        pytest.param("sqlite", True, id="tier-sqlite"),
+        # Controls: the plain savers, in the async form the suite calls.
+        pytest.param("postgres-async", False, marks=pytest.mark.postgres, id="plain-postgres-async"),
+        pytest.param("sqlite-async", False, id="plain-sqlite-async"),
+    ],
+)
 async def test_conformance_suite(kind: str, tiered: bool, tmp_path: Path, prefix: str) -> None:
     """langgraph-checkpoint-conformance, through its own runner (`validate`), must pass in full:
     every capability the durable saver has, every check of it. `tiered=False` is the control."""
@@ -286,7 +193,7 @@ async def test_conformance_suite(kind: str, tiered: bool, tmp_path: Path, prefix
     async with AsyncExitStack() as stack:
         if kind.startswith("postgres"):
             where = await stack.enter_async_context(async_temp_database())
-            with _postgres(where):
+            with postgres_saver(where):
                 pass  # creates the tables once; each suite then opens its own connection
         else:
             where = str(tmp_path / "conformance.sqlite")
@@ -303,9 +210,8 @@ async def test_conformance_suite(kind: str, tiered: bool, tmp_path: Path, prefix
                 saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
                 tiers.append(saver)
                 try:
-                    yield saver
+                    yield InThreads(saver)
                 finally:
-                    await saver.aclose()
                     saver.close()
 
         report = await validate(factory)
@@ -317,7 +223,7 @@ async def test_conformance_suite(kind: str, tiered: bool, tmp_path: Path, prefix
 
 
 # --------------------------------------------------------------------------------------------
-# Behaviour on the shared Redis
+# Behaviour on the session's Redis
 # --------------------------------------------------------------------------------------------
 
 
@@ -512,31 +418,50 @@ def test_eviction_and_expiry_fall_back_and_refill(
 
 
 class RacingSqliteSaver(SqliteSaver):
-    """A real SqliteSaver that runs `hook` right after a read: a second process writing while
-    the first one is between its durable read and its Redis refill."""
+    """A real SqliteSaver that runs `hook` right after a read or a committed put: another process
+    acting while this one is between its durable step and its Redis step."""
 
-    hook: Callable[[], None] | None = None
+    read_hook: Callable[[], None] | None = None
+    put_hook: Callable[[], None] | None = None
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         result = super().get_tuple(config)
-        hook, self.hook = self.hook, None
+        hook, self.read_hook = self.read_hook, None
+        if hook is not None:
+            hook()
+        return result
+
+    def put(self, config: RunnableConfig, *args: Any, **kwargs: Any) -> RunnableConfig:
+        result = super().put(config, *args, **kwargs)
+        hook, self.put_hook = self.put_hook, None
         if hook is not None:
             hook()
         return result
 
 
+def _racing_sqlite(path: Path) -> RacingSqliteSaver:
+    saver = RacingSqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
+    saver.setup()
+    return saver
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["write-applied", "write-in-flight"])
 @pytest.mark.parametrize("evicted", ["entry", "entry+index"])
 @pytest.mark.parametrize("second_write", ["put", "put_writes", "delete_thread"])
 def test_refill_never_puts_back_an_older_state(
-    tmp_path: Path, prefix: str, rclient: redis.Redis, second_write: str, evicted: str
+    tmp_path: Path, prefix: str, rclient: redis.Redis, second_write: str, evicted: str, applied: bool
 ) -> None:
-    durable = RacingSqliteSaver(sqlite3.connect(str(tmp_path / "c.sqlite"), check_same_thread=False))
-    durable.setup()
+    """Another process writes between this one's durable read and its refill. `applied`: Redis
+    has applied that write before the refill, which must then fail. Otherwise (a pipelined write
+    still on its way, which Redis may apply after the refill) the refill may land, but the write
+    corrects it: the next read equals the durable saver."""
+    durable = _racing_sqlite(tmp_path / "c.sqlite")
     reader = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
     writer = RedisTierSaver(durable, REDIS_URL, prefix=prefix)  # "another process"
     w = Writer(writer, "t")
     c1 = w.put({"a": 1})
-    rclient.delete(f"{prefix}c:t:")  # force the reader to miss and refill
+    writer.flush()
+    rclient.delete(entry_key(prefix, "t"))  # force the reader to miss and refill
     if evicted == "entry+index":
         rclient.delete(f"{prefix}t:t")
 
@@ -547,11 +472,15 @@ def test_refill_never_puts_back_an_older_state(
             writer.put_writes(c1, [("a", 5)], "task", "~t")
         else:
             writer.delete_thread("t")
+        if applied:
+            writer.flush()
 
-    durable.hook = concurrent_write
+    durable.read_hook = concurrent_write
     stale = reader.get_tuple(_config("t"))  # concurrent with the write: either answer is fine
     assert stale is not None and stale.checkpoint["id"] == c1["configurable"]["checkpoint_id"]
-    assert reader.stats.refills == 0  # ... but it must not be put back into Redis
+    if applied:
+        assert reader.stats.refills == 0  # ... but it must not be put back into Redis
+    writer.flush()
 
     now = reader.get_tuple(_config("t"))
     assert now == durable.get_tuple(_config("t"))
@@ -563,6 +492,55 @@ def test_refill_never_puts_back_an_older_state(
         assert now is not None and now.pending_writes == [("task", "a", 5)]
     reader.close()
     writer.close()
+    durable.conn.close()
+
+
+@pytest.mark.parametrize("read_first", [True, False], ids=["read-first", "put-only"])
+@pytest.mark.parametrize("meanwhile", ["delete_thread", "put_child"])
+def test_a_root_put_never_brings_back_what_another_process_changed_meanwhile(
+    tmp_path: Path, prefix: str, rclient: redis.Redis, meanwhile: str, read_first: bool
+) -> None:
+    """Process A commits a thread's first checkpoint; before A's Redis step, process B deletes
+    the thread (or writes a child of it without Redis holding the root, so B's put invalidates).
+    A's Redis step must not then install the root: Redis would serve a deleted checkpoint, or
+    one older than the durable saver's latest, until the TTL ran out. `read_first`: A read the
+    empty thread before, as LangGraph does before it starts a thread."""
+    durable = _racing_sqlite(tmp_path / "c.sqlite")
+    a = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
+    b = RedisTierSaver(durable, REDIS_URL, prefix=prefix)  # another process
+    if read_first:
+        assert a.get_tuple(_config("t")) is None
+
+    def other_process() -> None:
+        if meanwhile == "delete_thread":
+            b.delete_thread("t")
+            return
+        root = durable.get_tuple(_config("t"))  # as B would after a Redis outage: no refill
+        assert root is not None
+        child = Writer(b, "t")
+        child.values, child.versions = (
+            dict(root.checkpoint["channel_values"]),
+            dict(root.checkpoint["channel_versions"]),
+        )
+        child.put({"a": 2}, parent=root.config)
+        b.flush()
+
+    durable.put_hook = other_process
+    Writer(a, "t").put({"a": 1})  # the root: committed, then B acts, then A's Redis step
+    a.flush()
+    assert durable.put_hook is None, "the other process did not run"
+
+    want = durable.get_tuple(_config("t"))
+    assert a.get_tuple(_config("t")) == want
+    assert a.stats.hits == 0  # nothing valid was left in Redis
+    for saver in (b, RedisTierSaver(durable, REDIS_URL, prefix=prefix)):
+        assert saver.get_tuple(_config("t")) == want
+    if meanwhile == "delete_thread":
+        assert want is None and rclient.exists(entry_key(prefix, "t")) == 0
+    else:
+        assert want is not None and want.checkpoint["channel_values"] == {"a": 2}
+    a.close()
+    b.close()
     durable.conn.close()
 
 
@@ -621,332 +599,10 @@ def test_unmodelled_saver_is_cached_only_from_its_own_answers(prefix: str) -> No
 
 
 def test_bad_redis_url_is_reported_at_construction(tmp_path: Path) -> None:
-    durable = _sqlite(tmp_path / "c.sqlite")
+    durable = sqlite_saver(tmp_path / "c.sqlite")
     with pytest.raises(ValueError) as excinfo:
         RedisTierSaver(durable, "http://user:hunter2@redis.example:6379/0")
     assert "hunter2" not in str(excinfo.value)
     with pytest.raises(ValueError):
         RedisTierSaver(durable, REDIS_URL, ttl_seconds=0)
     durable.conn.close()
-
-
-async def test_async_paths_use_redis(tmp_path: Path, prefix: str) -> None:
-    """aput/aput_writes/aget_tuple/alist/adelete_thread over a sync saver (worker thread) and an
-    async one (native), both answering from redis.asyncio."""
-    sync_durable = _sqlite(tmp_path / "sync.sqlite")
-    async with aiosqlite.connect(str(tmp_path / "async.sqlite")) as aconn:
-        for durable in (sync_durable, AsyncSqliteSaver(aconn)):
-            saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
-            tid = f"t-{type(durable).__name__}"
-            cp = empty_checkpoint()
-            cp["channel_values"] = {"x": [1, 2]}
-            cp["channel_versions"] = {"x": durable.get_next_version(None, None)}
-            md: Any = {"source": "input", "step": -1}
-            cfg = await saver.aput(_config(tid), cp, md, dict(cp["channel_versions"]))
-            await saver.aput_writes(cfg, [("x", [3])], "task", "~t")
-            got = await saver.aget_tuple(_config(tid))
-            assert saver.stats.hits == 1
-            want = (
-                await saver.durable.aget_tuple(_config(tid))
-                if isinstance(durable, AsyncSqliteSaver)
-                else durable.get_tuple(_config(tid))
-            )
-            assert got == want
-            assert [t.checkpoint["id"] async for t in saver.alist(_config(tid))] == [cp["id"]]
-            await saver.adelete_thread(tid)
-            assert await saver.aget_tuple(_config(tid)) is None
-            await saver.aclose()
-            saver.close()
-    sync_durable.conn.close()
-
-
-# --------------------------------------------------------------------------------------------
-# Flush, outage, stall and restart, on a private redis-server
-# --------------------------------------------------------------------------------------------
-
-
-def test_flushall_then_read_serves_durable_and_refills(
-    durable: BaseCheckpointSaver, private_redis: Callable[..., PrivateRedis]
-) -> None:
-    server = private_redis()
-    saver = RedisTierSaver(durable, server.url, prefix="ra:")
-    w = Writer(saver, "t")
-    w.put({"a": 1})
-    c2 = w.put({"a": 2})
-    saver.put_writes(c2, [("a", 3)], "task", "~t")
-    assert_same(saver, _config("t"), hit=True)
-
-    with server.client() as c:
-        c.flushall()
-        assert c.dbsize() == 0
-    assert_same(saver, _config("t"), hit=False)
-    assert saver.stats.refills == 1
-    with server.client() as c:
-        assert c.hget("ra:c:t:", "id") == c2["configurable"]["checkpoint_id"].encode()
-    assert_same(saver, _config("t"), hit=True)
-    saver.close()
-
-
-def test_redis_down_degrades_with_one_warning_and_recovers(
-    durable: BaseCheckpointSaver,
-    private_redis: Callable[..., PrivateRedis],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    server = private_redis(password="s3cret-pw")
-    saver = RedisTierSaver(
-        durable, server.url, prefix="ra:", retry_after=0.2, socket_timeout=0.2, connect_timeout=0.2
-    )
-    assert "s3cret-pw" not in saver.redis_url and "***" in saver.redis_url
-    w = Writer(saver, "t")
-    w.put({"a": 1})
-    assert_same(saver, _config("t"), hit=True)
-
-    server.kill()
-    caplog.set_level(logging.INFO, logger=LOGGER)
-    started = time.monotonic()
-    for i in range(2, 8):
-        head = w.put({"a": i})
-        saver.put_writes(head, [("a", i * 10)], f"task{i}", "~t")
-        tup = saver.get_tuple(_config("t"))
-        assert tup == durable.get_tuple(_config("t"))
-        assert tup is not None and tup.checkpoint["channel_values"] == {"a": i}
-        assert len(list(saver.list(_config("t")))) == i
-        time.sleep(0.05)  # spans several retry_after periods: Redis is retried, and still down
-    assert time.monotonic() - started < 5  # an outage costs little
-    saver.delete_thread("gone")
-
-    warnings = [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
-    assert len(warnings) == 1, [r.getMessage() for r in warnings]
-    assert "unavailable" in warnings[0].getMessage()
-    assert all("s3cret-pw" not in r.getMessage() for r in caplog.records)
-    assert saver.stats.skipped > 0
-
-    # Redis comes back: after retry_after the tier is used again, and its old contents (here an
-    # empty server) cannot make it serve anything older than the durable saver holds.
-    server.start()
-    time.sleep(0.25)
-    assert_same(saver, _config("t"), hit=False)
-    assert_same(saver, _config("t"), hit=True)
-    infos = [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.INFO]
-    assert any("answers again" in r.getMessage() for r in infos)
-
-    # A second outage warns again (once per outage, not once per process).
-    server.kill()
-    w.put({"a": 100})
-    w.put({"a": 101})
-    warnings = [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
-    assert len(warnings) == 2
-    saver.close()
-
-
-def test_stalled_redis_never_serves_a_stale_checkpoint(
-    durable: BaseCheckpointSaver, private_redis: Callable[..., PrivateRedis]
-) -> None:
-    """Redis stops answering (SIGSTOP: timeouts, not refusals) while checkpoints are written;
-    when it answers again it still holds an older checkpoint, which must never be served."""
-    server = private_redis()
-    saver = RedisTierSaver(
-        durable, server.url, prefix="ra:", retry_after=0.3, socket_timeout=0.2, connect_timeout=0.2
-    )
-    w = Writer(saver, "t")
-    w.put({"a": 1})
-    assert_same(saver, _config("t"), hit=True)
-
-    server.pause()
-    started = time.monotonic()
-    w.put({"a": 2})  # times out
-    w.put({"a": 3})  # skipped: Redis is backing off
-    assert time.monotonic() - started < 2
-    server.resume()
-    with server.client() as c:
-        assert c.hget("ra:c:t:", "id") is not None  # Redis still holds an older checkpoint
-
-    time.sleep(0.35)
-    tup = assert_same(saver, _config("t"), hit=False)
-    assert tup.checkpoint["channel_values"] == {"a": 3}
-    assert saver.stats.bumps == 1
-    assert_same(saver, _config("t"), hit=True)
-    saver.close()
-
-
-async def test_stalled_redis_async_path(tmp_path: Path, private_redis: Callable[..., PrivateRedis]) -> None:
-    """The same stall on the async path (redis.asyncio, durable saver in a worker thread)."""
-    durable = _sqlite(tmp_path / "c.sqlite")
-    server = private_redis()
-    saver = RedisTierSaver(
-        durable, server.url, prefix="ra:", retry_after=0.3, socket_timeout=0.2, connect_timeout=0.2
-    )
-    versions: dict[str, Any] = {}
-    parent: RunnableConfig = _config("t")
-    ids = []
-    for step in range(3):
-        if step == 1:
-            server.pause()
-        cp = empty_checkpoint()
-        cp["channel_values"] = {"a": step}
-        versions["a"] = durable.get_next_version(versions.get("a"), None)
-        cp["channel_versions"] = dict(versions)
-        md: Any = {"source": "loop", "step": step}
-        parent = await saver.aput(parent, cp, md, dict(versions))
-        ids.append(cp["id"])
-        if step == 0:
-            assert (await saver.aget_tuple(_config("t"))) is not None
-            assert saver.stats.hits == 1
-    server.resume()
-    await asyncio.sleep(0.35)
-    tup = await saver.aget_tuple(_config("t"))
-    assert tup is not None and tup.checkpoint["id"] == ids[-1]
-    assert saver.stats.bumps == 1 and saver.stats.hits == 1
-    assert await saver.aget_tuple(_config("t")) == durable.get_tuple(_config("t"))
-    assert saver.stats.hits == 2
-    await saver.aclose()
-    durable.conn.close()
-
-
-def test_redis_restored_from_an_old_snapshot_is_not_trusted(
-    durable: BaseCheckpointSaver, private_redis: Callable[..., PrivateRedis]
-) -> None:
-    """A Redis restart that reloads a snapshot taken before later writes brings back an entry
-    that looks valid; the server's new run_id invalidates it even for a brand-new process."""
-    server = private_redis()
-    saver = RedisTierSaver(durable, server.url, prefix="ra:")
-    w = Writer(saver, "t")
-    c1 = w.put({"a": 1})
-    with server.client() as c:
-        c.save()  # snapshot holding c1 as the latest
-    c2 = w.put({"a": 2})
-    assert_same(saver, _config("t"), hit=True)
-    saver.close()
-
-    server.kill()
-    server.start()  # reloads dump.rdb: c1 is back
-    with server.client() as c:
-        assert c.hget("ra:c:t:", "id") == c1["configurable"]["checkpoint_id"].encode()
-
-    fresh = RedisTierSaver(durable, server.url, prefix="ra:")  # e.g. the CI job's rerun
-    tup = assert_same(fresh, _config("t"), hit=False)
-    assert tup.config["configurable"]["checkpoint_id"] == c2["configurable"]["checkpoint_id"]
-    assert_same(fresh, _config("t"), hit=True)
-    fresh.close()
-
-
-# --------------------------------------------------------------------------------------------
-# A real LangGraph graph through the tier
-# --------------------------------------------------------------------------------------------
-
-
-class ReviewState(TypedDict):
-    files: list[str]
-    reviews: Annotated[list[str], operator.add]
-    approved: bool
-
-
-class FileTask(TypedDict):
-    file: str
-
-
-def build_graph(saver: BaseCheckpointSaver, calls: dict[str, int], fail_once: set[str]) -> Any:
-    """plan -> Send fan-out of `review` -> collect -> (interrupt) approve -> END."""
-
-    def plan(state: ReviewState) -> dict[str, Any]:
-        return {}
-
-    def fan_out(state: ReviewState) -> list[Send]:
-        return [Send("review", {"file": f}) for f in state["files"]]
-
-    def review(state: FileTask) -> dict[str, Any]:
-        file = state["file"]
-        calls[file] = calls.get(file, 0) + 1
-        if file in fail_once:
-            fail_once.discard(file)
-            raise RuntimeError(f"model timeout on {file}")
-        return {"reviews": [f"ok:{file}"]}
-
-    def collect(state: ReviewState) -> dict[str, Any]:
-        return {}
-
-    def approve(state: ReviewState) -> dict[str, Any]:
-        return {"approved": True}
-
-    builder = StateGraph(ReviewState)
-    builder.add_node("plan", plan)
-    builder.add_node("review", review, input_schema=FileTask)
-    builder.add_node("collect", collect)
-    builder.add_node("approve", approve)
-    builder.add_edge(START, "plan")
-    builder.add_conditional_edges("plan", fan_out, ["review"])
-    builder.add_edge("review", "collect")
-    builder.add_edge("collect", "approve")
-    builder.add_edge("approve", END)
-    return builder.compile(checkpointer=saver, interrupt_before=["approve"])
-
-
-FILES = ["a.py", "b.py", "c.py", "d.py"]
-
-
-def test_graph_runs_fails_resumes_and_finishes_through_the_tier(
-    durable: BaseCheckpointSaver, prefix: str
-) -> None:
-    config: RunnableConfig = {"configurable": {"thread_id": "github.com/o/r#7@abc123"}}
-    calls: dict[str, int] = {}
-    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
-    graph = build_graph(saver, calls, fail_once={"c.py"})
-
-    # 1. One branch of the fan-out fails: the finished branches are kept as pending writes.
-    with pytest.raises(RuntimeError, match=r"c\.py"):
-        graph.invoke({"files": FILES, "reviews": [], "approved": False}, config, durability="sync")
-    tup = assert_same(saver, config, hit=True)
-    assert {w[1] for w in tup.pending_writes or []} >= {"reviews", ERROR}
-    saver.close()
-
-    # 2. A new process resumes: it reads the latest checkpoint from Redis and redoes only c.py.
-    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
-    graph = build_graph(saver, calls, fail_once=set())
-    snapshot = graph.get_state(config)
-    assert snapshot.next == ("review",)
-    assert saver.stats.hits >= 1
-    graph.invoke(None, config, durability="sync")
-    assert calls == {"a.py": 1, "b.py": 1, "c.py": 2, "d.py": 1}
-    assert graph.get_state(config).next == ("approve",)  # stopped at the interrupt
-    assert_same(saver, config, hit=True)
-    saver.close()
-
-    # 3. Another process approves: resumed from Redis, nothing reviewed again.
-    saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
-    graph = build_graph(saver, calls, fail_once=set())
-    hits = saver.stats.hits
-    result = graph.invoke(None, config, durability="sync")
-    assert saver.stats.hits > hits
-    assert result["approved"] is True
-    assert sorted(result["reviews"]) == [f"ok:{f}" for f in FILES]
-    assert calls == {"a.py": 1, "b.py": 1, "c.py": 2, "d.py": 1}
-    assert graph.get_state(config).next == ()
-    assert_same(saver, config, hit=True)
-    # History comes from the durable saver, complete.
-    assert len(list(saver.list(config))) == len(list(durable.list(config))) >= 5
-    saver.close()
-
-
-@pytest.mark.postgres
-async def test_async_graph_through_the_tier_on_async_postgres(prefix: str) -> None:
-    config: RunnableConfig = {"configurable": {"thread_id": "local:/src/x:main..def456"}}
-    calls: dict[str, int] = {}
-    async with async_temp_database() as url:
-        with _postgres(url):
-            pass
-        async with await psycopg.AsyncConnection.connect(url, **SAVER_CONN_KWARGS) as aconn:
-            durable = AsyncPostgresSaver(aconn)
-            saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
-            graph = build_graph(saver, calls, fail_once=set())
-            await graph.ainvoke({"files": FILES, "reviews": [], "approved": False}, config, durability="sync")
-            assert (await graph.aget_state(config)).next == ("approve",)
-            await saver.aclose()
-
-            saver = RedisTierSaver(durable, REDIS_URL, prefix=prefix)
-            graph = build_graph(saver, calls, fail_once=set())
-            result = await graph.ainvoke(None, config, durability="sync")
-            assert saver.stats.hits >= 1
-            assert result["approved"] is True
-            assert calls == dict.fromkeys(FILES, 1)
-            assert await saver.aget_tuple(config) == await durable.aget_tuple(config)
-            await saver.aclose()

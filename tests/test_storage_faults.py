@@ -26,7 +26,7 @@ import signal
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.store.postgres import PostgresStore
 from psycopg import sql
 
-from review_agent.storage.redis_tier import RedisTierSaver
+from review_agent.storage.redis import RedisTierSaver
 from review_agent.storage.results import ReviewResults
 from review_agent.storage.serde import StrictSerializer
 from tests.crash import kill_hard, run_cli, start_cli, wait_for
@@ -62,15 +62,6 @@ PROGRESS = re.compile(r"^(\[\d+/\d+\] |reviewer |Resuming: |Already reviewed: |o
 # --------------------------------------------------------------------------------------------
 # Private servers
 # --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def _pg_bindir() -> Path:
@@ -280,7 +271,7 @@ def redis_serves_postgres(redis_url: str, db_url: str, thread_id: str) -> bool:
 
 
 def thread_keys(thread_id: str) -> tuple[str, str]:
-    """The tier's index and entry keys of a thread's root namespace (redis_tier's key layout)."""
+    """The tier's index and entry keys of a thread's root namespace (the tier's key layout)."""
     tid = thread_id.replace("%", "%25").replace(":", "%3A")
     return f"{PREFIX}t:{tid}", f"{PREFIX}c:{tid}:"
 
@@ -336,19 +327,20 @@ def assert_resumes(
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_review_on_postgres_and_redis_writes_both_and_admin_commands_work(
-    tmp_path: Path, fake_openai: FakeOpenAI, pg_url: str, private_redis: PrivateRedis
+    tmp_path: Path, fake_openai: FakeOpenAI, pg_url: str, private_redis: Callable[..., PrivateRedis]
 ) -> None:
     """Checkpoints land in Postgres (the copy that counts) and in Redis (the hot tier holds the
     latest one, served as a hit that equals Postgres); `db init` is idempotent; status and
     history read the finished review back."""
     n = 6
     repo = make_repo(tmp_path, files=n)
-    env = model_env(fake_openai, tmp_path, DATABASE_URL=pg_url, REDIS_URL=private_redis.url)
+    server = private_redis()
+    env = model_env(fake_openai, tmp_path, DATABASE_URL=pg_url, REDIS_URL=server.url)
     fake_openai.delay = 0.05
 
     init = run_cli(["db", "init"], env, tmp_path)  # an empty database: creates tables, vector index
     assert init.returncode == 0, init.stderr
-    assert init.stdout.strip() == "database ready: postgres + redis"
+    assert init.stdout.splitlines()[0] == "database ready: postgres + redis"  # then its migrations
     assert not problem_lines(init.stderr), init.stderr
 
     result = run_cli(review_args(repo, 2), env, tmp_path)
@@ -364,19 +356,19 @@ def test_review_on_postgres_and_redis_writes_both_and_admin_commands_work(
     assert checkpoint_rows(pg_url, thread_id) > n
     assert finished_files(pg_url, thread_id) == set(names(n))
     # Redis: the thread's index and latest checkpoint, expiring, and served as a hit
-    with private_redis.client() as r:
+    with server.client() as r:
         keys = {k.decode() for k in r.scan_iter(match=f"{PREFIX}*")}
         index, entry = thread_keys(thread_id)
         assert {f"{PREFIX}epoch", index, entry} <= keys, keys
         assert all(0 < r.ttl(k) <= 7 * 24 * 3600 for k in (index, entry))
-    assert redis_serves_postgres(private_redis.url, pg_url, thread_id) is True
+    assert redis_serves_postgres(server.url, pg_url, thread_id) is True
 
     # the second `db init`, on a database that holds a finished review: finds it all there
     init = run_cli(["db", "init"], env, tmp_path)
     assert init.returncode == 0, init.stderr
-    assert init.stdout.strip() == "database ready: postgres + redis"
+    assert init.stdout.splitlines()[0] == "database ready: postgres + redis"  # then its migrations
     assert finished_files(pg_url, thread_id) == set(names(n))
-    assert redis_serves_postgres(private_redis.url, pg_url, thread_id) is True
+    assert redis_serves_postgres(server.url, pg_url, thread_id) is True
 
     status = run_cli(["status", str(repo), "--base", "main"], env, tmp_path)
     assert status.returncode == 0, status.stderr
@@ -397,96 +389,67 @@ def test_review_on_postgres_and_redis_writes_both_and_admin_commands_work(
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.redis
-def test_redis_flushed_mid_review_review_completes_without_redoing_files(
-    tmp_path: Path, fake_openai: FakeOpenAI, pg_url: str, private_redis: PrivateRedis
+@pytest.mark.parametrize("fault", ["flushed", "down-from-the-start", "killed"])
+def test_redis_fault_mid_review_review_completes_on_postgres(
+    tmp_path: Path,
+    fake_openai: FakeOpenAI,
+    pg_url: str,
+    private_redis: Callable[..., PrivateRedis],
+    fault: str,
 ) -> None:
-    """FLUSHALL while files are in flight: a flush is a miss everywhere, not an error. The run
-    goes on on Postgres, no file is sent twice, nothing is reported, and afterwards Redis serves
-    the final checkpoint again (refilled) equal to Postgres."""
+    """Redis flushed (FLUSHALL) or killed (SIGKILL of redis-server) while files are in flight,
+    or never reachable: the review completes on Postgres, no file is sent to the model twice,
+    and the Redis password never shows. A flush is a miss everywhere, not an error: nothing is
+    reported, and afterwards Redis serves the final checkpoint again (refilled) equal to
+    Postgres. An outage is one warning however many supersteps follow; a rerun with Redis still
+    down finds the review done."""
     n = 8
     repo = make_repo(tmp_path, files=n)
-    env = model_env(fake_openai, tmp_path, DATABASE_URL=pg_url, REDIS_URL=private_redis.url)
+    if fault == "down-from-the-start":
+        server = None
+        redis_url = f"redis://:tier-secret-pw@127.0.0.1:{free_port()}/0"
+    else:
+        server = private_redis(password="tier-secret-pw")
+        redis_url = server.url
+    env = model_env(fake_openai, tmp_path, DATABASE_URL=pg_url, REDIS_URL=redis_url)
     fake_openai.delay = 0.2
     proc = start_cli(review_args(repo, 2), env, tmp_path)
     try:
         wait_for(lambda: fake_openai.total_calls >= 3, what="three model calls")
-        with private_redis.client() as r:
-            assert r.dbsize() > 0  # the tier was in use before the flush
-            r.flushall()
-        at_flush = fake_openai.total_calls
+        if server is not None and fault == "flushed":
+            with server.client() as r:
+                assert r.dbsize() > 0  # the tier was in use before the flush
+                r.flushall()
+        elif server is not None:
+            server.kill()
+        at_fault = fake_openai.total_calls
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             kill_hard(proc)
-    assert at_flush < n, "the review finished before the flush: nothing was tested"
+    assert at_fault < n, "the review finished before the fault: nothing was tested"
     assert proc.returncode == 0, err
-    assert not problem_lines(err), err
+    assert "tier-secret-pw" not in err
+    problems = problem_lines(err)
+    if fault == "flushed":
+        assert problems == [], err
+    else:
+        assert len(problems) == 1 and problems[0].startswith("WARNING: Redis tier unavailable"), err
+        assert "***" in problems[0]
     report = json.loads(out)
+    assert report["backend"] == "postgres + redis"
     assert [f["path"] for f in report["files"]] == names(n)
     assert calls_per_file(fake_openai, n) == dict.fromkeys(names(n), 1)
     assert report["model_calls"] == n
     assert finished_files(pg_url, report["thread_id"]) == set(names(n))
-    redis_serves_postgres(private_redis.url, pg_url, report["thread_id"])
-
-
-@pytest.mark.slow
-@pytest.mark.postgres
-def test_redis_down_from_the_start_review_completes_on_postgres_with_one_warning(
-    tmp_path: Path, fake_openai: FakeOpenAI, pg_url: str
-) -> None:
-    """REDIS_URL points at a closed port: one warning (password redacted), then Postgres alone;
-    the review, and a status read, succeed."""
-    n = 6
-    repo = make_repo(tmp_path, files=n)
-    redis_url = f"redis://:tier-secret-pw@127.0.0.1:{free_port()}/0"
-    env = model_env(fake_openai, tmp_path, DATABASE_URL=pg_url, REDIS_URL=redis_url)
-    fake_openai.delay = 0.05
-    result = run_cli(review_args(repo, 2), env, tmp_path)
-    assert result.returncode == 0, result.stderr
-    problems = problem_lines(result.stderr)
-    assert len(problems) == 1, result.stderr
-    assert problems[0].startswith("WARNING: Redis tier unavailable"), problems
-    assert "tier-secret-pw" not in result.stderr and "***" in problems[0]
-    report = json.loads(result.stdout)
-    assert report["backend"] == "postgres + redis"
-    assert calls_per_file(fake_openai, n) == dict.fromkeys(names(n), 1)
-    assert finished_files(pg_url, report["thread_id"]) == set(names(n))
-    assert checkpoint_rows(pg_url, report["thread_id"]) > n
-
-
-@pytest.mark.slow
-@pytest.mark.postgres
-@pytest.mark.redis
-def test_redis_killed_mid_review_review_completes_on_postgres_with_one_warning(
-    tmp_path: Path, fake_openai: FakeOpenAI, pg_url: str, private_redis: PrivateRedis
-) -> None:
-    """SIGKILL of redis-server while files are in flight: exactly one warning however many
-    supersteps follow, no file sent twice, the review complete in Postgres."""
-    n = 8
-    repo = make_repo(tmp_path, files=n)
-    env = model_env(fake_openai, tmp_path, DATABASE_URL=pg_url, REDIS_URL=private_redis.url)
-    fake_openai.delay = 0.2
-    proc = start_cli(review_args(repo, 2), env, tmp_path)
-    try:
-        wait_for(lambda: fake_openai.total_calls >= 3, what="three model calls")
-        private_redis.kill()
-        at_kill = fake_openai.total_calls
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            kill_hard(proc)
-    assert at_kill < n, "the review finished before Redis died: nothing was tested"
-    assert proc.returncode == 0, err
-    problems = problem_lines(err)
-    assert len(problems) == 1 and problems[0].startswith("WARNING: Redis tier unavailable"), err
-    report = json.loads(out)
-    assert [f["path"] for f in report["files"]] == names(n)
-    assert calls_per_file(fake_openai, n) == dict.fromkeys(names(n), 1)
-    assert finished_files(pg_url, report["thread_id"]) == set(names(n))
-    again = run_cli(review_args(repo, 2), env, tmp_path)  # Redis still down: Postgres knows it is done
-    assert again.returncode == 0, again.stderr
-    assert "Already reviewed: 8/8" in again.stderr
-    assert json.loads(again.stdout)["model_calls"] == 0
+    assert checkpoint_rows(pg_url, report["thread_id"]) > n // 2  # every step's, in Postgres
+    if server is not None and fault == "flushed":
+        redis_serves_postgres(redis_url, pg_url, report["thread_id"])
+    else:  # Redis still down: Postgres knows the review is done
+        again = run_cli(review_args(repo, 2), env, tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert f"Already reviewed: {n}/{n}" in again.stderr
+        assert json.loads(again.stdout)["model_calls"] == 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,7 +469,7 @@ def test_sigkill_mid_review_on_postgres_and_redis_then_rerun_resumes(
     tmp_path: Path,
     fake_openai: FakeOpenAI,
     pg_url: str,
-    private_redis: PrivateRedis,
+    private_redis: Callable[..., PrivateRedis],
     concurrency: int,
     flush_before_rerun: bool,
 ) -> None:
@@ -515,7 +478,8 @@ def test_sigkill_mid_review_on_postgres_and_redis_then_rerun_resumes(
     files in flight, never a finished one; afterwards Redis serves the final checkpoint."""
     n = 12
     repo = make_repo(tmp_path, files=n)
-    env = model_env(fake_openai, tmp_path, DATABASE_URL=pg_url, REDIS_URL=private_redis.url)
+    server = private_redis()
+    env = model_env(fake_openai, tmp_path, DATABASE_URL=pg_url, REDIS_URL=server.url)
     fake_openai.delay = 0.25
     args = review_args(repo, concurrency)
     proc = start_cli(args, env, tmp_path)
@@ -526,12 +490,12 @@ def test_sigkill_mid_review_on_postgres_and_redis_then_rerun_resumes(
             kill_hard(proc)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else proc.returncode
     if flush_before_rerun:
-        with private_redis.client() as r:
+        with server.client() as r:
             r.flushall()
     fake_openai.delay = 0.0
     resume = assert_resumes(args, env, tmp_path, fake_openai, pg_url, n, concurrency)
     assert sum(resume.after.values()) <= n + concurrency
-    assert redis_serves_postgres(private_redis.url, pg_url, resume.thread_id) is True
+    assert redis_serves_postgres(server.url, pg_url, resume.thread_id) is True
 
 
 # --------------------------------------------------------------------------------------------

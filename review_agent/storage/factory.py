@@ -283,7 +283,7 @@ def open_storage(settings: Settings, *, setup: bool = False, read_only: bool = F
             with translated_errors(settings), _setup_errors(), _setup_lock(store_conn if url else None):
                 migrated = _setup(checkpointer, store, audit, ready, force=setup)
         if settings.redis_url:
-            from review_agent.storage.redis_tier import RedisTierSaver
+            from review_agent.storage.redis import RedisTierSaver
 
             check_redis_url(settings.redis_url)
             try:
