@@ -652,11 +652,14 @@ def test_two_concurrent_runs_never_both_review(
     with --wait, waits for A and then finds the review done: no model call, nothing posted twice."""
     env = github_env(gh, model_env, store_env)
     args = ["review", pr_url(gh), "--post", "-j", "1", "-f", "json"]
-    fake_openai.delay = 0.5
+    # each answer takes 5 s (under the client's 10 s timeout) until B has asked: on a loaded
+    # machine B's start-up alone can take seconds, and A must still hold the review then
+    fake_openai.delay = 5.0
     a = launch(args, env, tmp_path)
     wait_for(lambda: fake_openai.total_calls >= 1, what="run A's first model call")
-    c = launch([*args, "--wait", "60"], env, tmp_path)
+    c = launch([*args, "--wait", "120"], env, tmp_path)
     b = run_cli(args, env, tmp_path)
+    fake_openai.delay = 0.0
     assert a.proc.poll() is None, "run A finished before run B asked: the test proves nothing"
     assert b.returncode == 3, b.stderr
     (line,) = error_lines(b.stderr)
