@@ -1,5 +1,5 @@
 """Shared fixtures. Real services only: SQLite files, the machine's Postgres and Redis, and local
-HTTP servers standing in for GitHub and the model provider (DESIGN.md §7)."""
+HTTP servers standing in for GitHub and the model provider (docs/architecture.md, "Testing")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Run the real CLI as a subprocess and SIGKILL it mid-review (DESIGN.md §7)."""
+"""Run the real CLI as a subprocess and SIGKILL it mid-review (docs/architecture.md, "Testing")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Throwaway Postgres databases for tests, on the machine's real server (DESIGN.md §7).
+"""Throwaway Postgres databases for tests, on the machine's real server (docs/architecture.md,
+"Testing").
 
 Each test that needs Postgres gets a database of its own, created empty and dropped afterwards
 (with FORCE, so a connection a failing test left open cannot keep it alive), so tests never see
@@ -29,8 +30,9 @@ from psycopg.rows import dict_row
 ADMIN_URL = os.environ.get("REVIEW_AGENT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 SAVER_CONN_KWARGS: dict[str, Any] = {
-    # What PostgresSaver / AsyncPostgresSaver need (DESIGN.md §9): without autocommit nothing is
-    # committed, silently; prepared statements break under pgbouncer-style reuse; rows as dicts.
+    # What PostgresSaver / AsyncPostgresSaver need (docs/architecture.md, "Pitfalls"): without
+    # autocommit nothing is committed, silently; prepared statements break under pgbouncer-style
+    # reuse; rows as dicts.
     "autocommit": True,
     "prepare_threshold": 0,
     "row_factory": dict_row,

@@ -8,8 +8,8 @@ Every case checks what the servers saw, not what the CLI says about itself:
   kill, and a file whose review was saved before a kill is never sent again (``Ledger``);
 * no comment is posted twice (the fake GitHub's review comments, by fingerprint);
 * the final report holds every file;
-* the exit code is DESIGN.md §6's: 0 reviewed, 2 bad input, 3 service unreachable, 130
-  interrupted (4, the budget stop, is covered in test_budget.py).
+* the exit code is the one docs/architecture.md gives ("Errors and exit codes"): 0 reviewed,
+  2 bad input, 3 service unreachable, 130 interrupted (4, the budget stop, is covered in test_budget.py).
 
 A 404 pull request and a rejected token (exit 2, no checkpoint) are covered through the CLI by
 tests/test_github_review.py::test_bad_pr_and_bad_token_exit_2, so they are not repeated here.

@@ -1,5 +1,6 @@
 """ModelReviewer against a fake OpenAI-compatible server, through the real langchain-openai and
-openai clients (DESIGN.md §7): retries, timeouts and parsing are the clients' real code paths.
+openai clients (docs/architecture.md, "Testing"): retries, timeouts and parsing are the
+clients' real code paths.
 
 Timeouts and retry counts are small so the whole file runs in a few seconds.
 """

@@ -1,4 +1,5 @@
-"""A fake OpenAI-compatible API for tests (DESIGN.md §7: the network boundary is the only double).
+"""A fake OpenAI-compatible API for tests (docs/architecture.md, "Testing": the network
+boundary is the only double).
 
 The real ``langchain-openai`` client (and the real ``openai`` SDK under it) talks HTTP to this
 server on 127.0.0.1, so retries, timeouts, Retry-After handling and structured-output parsing
