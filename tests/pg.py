@@ -27,6 +27,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from tests.tiers import require
+
 ADMIN_URL = os.environ.get("REVIEW_AGENT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 SAVER_CONN_KWARGS: dict[str, Any] = {
@@ -60,6 +62,7 @@ def _drop(name: str) -> sql.Composed:
 @contextmanager
 def temp_database(prefix: str = "ra_test") -> Iterator[str]:
     """Create an empty database, yield its URL, drop it on exit (even if the test failed)."""
+    require("postgres", "creates a Postgres database")
     name = _new_name(prefix)
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(_create(name))
@@ -73,6 +76,7 @@ def temp_database(prefix: str = "ra_test") -> Iterator[str]:
 @asynccontextmanager
 async def async_temp_database(prefix: str = "ra_test") -> AsyncIterator[str]:
     """Async twin of `temp_database`, for tests that run on an event loop."""
+    require("postgres", "creates a Postgres database")
     name = _new_name(prefix)
     async with await psycopg.AsyncConnection.connect(ADMIN_URL, autocommit=True) as conn:
         await conn.execute(_create(name))
