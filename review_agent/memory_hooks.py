@@ -1,23 +1,25 @@
-"""How the review reaches the cross-thread memory (docs/architecture.md, "State":
-environmental knowledge): the preferences loaded once per review, the learnings recalled per
-file, and the dismissals on a PR turned into learnings. Each is handed to the graph as a small
-function (a port), so the graph never knows which store or embedding is behind it.
+"""How the review reaches the cross-thread memory (docs/architecture.md, "State": environmental
+knowledge): the
+preferences loaded once per review, the learnings recalled per file, and the dismissals on a PR
+turned into learnings. Each is handed to the graph as a small function (a port), so the graph
+never knows which store or embedding is behind it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from langgraph.store.base import BaseStore
 
-from review_agent.errors import ReviewAgentError
+from review_agent.errors import BadInput, ReviewAgentError
 from review_agent.graph.build import PreferenceLoader
 from review_agent.repo_config import FILENAME as REPO_CONFIG_FILE
 from review_agent.repo_config import RepoConfig, parse_repo_config
 from review_agent.sources.base import ResolvedTarget, Source
-from review_agent.storage.memory import Learnings
+from review_agent.storage.memory import Learnings, Recalled
 from review_agent.storage.preferences import Preferences
 
 log = logging.getLogger(__name__)
@@ -39,15 +41,26 @@ def learn_from_dismissals(
     except Exception as exc:
         log.warning("could not read feedback on earlier comments: %s", str(exc).splitlines()[0])
         return 0
+    learned = 0
     for d in dismissals:
-        learnings.add(
-            ("repo", target.repo_slug or ""),
-            f"Dismissed on {d.path}, do not report again: {d.finding[:300]}",
-            {"by": d.by, "pr": target.display, "path": d.path, "via": d.how, "dismissed_finding": d.finding},
-        )
-    if dismissals:
-        listener.info(f"learned from {len(dismissals)} dismissed finding(s) on this pull request")
-    return len(dismissals)
+        try:
+            learnings.add(
+                ("repo", target.repo_slug or ""),
+                f"Dismissed on {d.path[:300]}, do not report again: {d.finding[:300]}",
+                {
+                    "by": d.by,
+                    "pr": target.display,
+                    "path": d.path,
+                    "via": d.how,
+                    "dismissed_finding": d.finding[:2000],
+                },
+            )
+            learned += 1
+        except BadInput as exc:  # e.g. the finding quotes a credential: memory refuses it
+            log.warning("a dismissed finding on %s was not learned: %s", d.path[:300], exc)
+    if learned:
+        listener.info(f"learned from {learned} dismissed finding(s) on this pull request")
+    return learned
 
 
 def learning_scopes(user: str | None, target: ResolvedTarget) -> list[tuple[str, str]]:
@@ -59,30 +72,33 @@ def learning_scopes(user: str | None, target: ResolvedTarget) -> list[tuple[str,
     return scopes
 
 
-def recaller(
-    learnings: Learnings, scopes: list[tuple[str, str]]
-) -> Callable[[str, str], tuple[list[str], list[str]]]:
-    has_any = learnings.any(scopes)
-    warned: list[bool] = []
+def recaller(learnings: Learnings, scopes: list[tuple[str, str]]) -> Callable[[str, str], Recalled]:
+    """The graph's ``recall`` port: (path, the file's hunks) -> the learnings for its prompt,
+    the findings dismissed on it, and their ids. The learnings in scope are read (and given
+    vectors for the embedder in use, if they have none yet) on the first file, once."""
+    ready: list[Callable[[str, str], Recalled]] = []
+    lock = threading.Lock()  # files are reviewed in parallel: index (and embed) once
 
-    def recall(path: str, query: str) -> tuple[list[str], list[str]]:
-        # Memory helps a review; it must never stop one. A failing embedding server costs the
-        # learnings of this run (with one warning), not the review.
+    def recall(path: str, text: str) -> Recalled:
+        # Memory helps a review; it must never stop one. An unreachable embeddings server
+        # costs the vector part (one warning, inside), a broken store the learnings.
         try:
-            found = learnings.search(scopes, query, limit=10) if has_any else []
+            with lock:
+                if not ready:
+                    ready.append(learnings.recall(scopes) if learnings.any(scopes) else _nothing)
+            return ready[0](path, text)
         except Exception as exc:
-            if not warned:
-                warned.append(True)
-                log.warning("learnings unavailable for this review: %s", str(exc).splitlines()[0])
-            return [], []
-        # A dismissal says "not this, here": it applies to the file it was made on. Broader
-        # rules are taught with `review-agent learn`.
-        here = [lr for lr in found if not lr.dismissed_finding or lr.origin.get("path") == path]
-        rules = [lr.text for lr in here]
-        dismissed = [lr.dismissed_finding for lr in here if lr.dismissed_finding]
-        return rules, dismissed
+            with lock:
+                if ready[:1] != [_nothing]:
+                    log.warning("learnings unavailable for this review: %s", str(exc).splitlines()[0])
+                ready[:] = [_nothing]
+            return Recalled()
 
     return recall
+
+
+def _nothing(path: str, text: str) -> Recalled:
+    return Recalled()
 
 
 def read_repo_config(source: Source) -> tuple[RepoConfig, str | None]:
