@@ -426,8 +426,9 @@ class FakeOpenAI:
         server.fake = self
         self.port = server.server_address[1]
         self._server = server
+        # stop() waits for the loop to see the shutdown, up to one poll: 10 ms, not 50, per test
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
         self._thread.start()
         return self

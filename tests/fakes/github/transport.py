@@ -40,7 +40,9 @@ class TransportMixin(FaultsMixin, ConfigureMixin):
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            # stop() waits for the loop to see the shutdown, up to one poll: 10 ms, not 50, per
+            # test that starts a fake
+            kwargs={"poll_interval": 0.01},
             daemon=True,
             name=f"fake-github-{server.server_address[1]}",
         )
