@@ -117,9 +117,7 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(
-            str(part.get("text", "")) for part in content if isinstance(part, dict)
-        )
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
     return ""
 
 
@@ -290,7 +288,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(
             200,
             {
-                "object": "list", "data": data, "model": body.get("model"),
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             },
         )
@@ -366,9 +366,7 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             ]
             finish = "tool_calls"
-        prompt_tokens = sum(_tokens(_text_of(m.get("content"))) for m in messages) + 3 * len(
-            messages
-        )
+        prompt_tokens = sum(_tokens(_text_of(m.get("content"))) for m in messages) + 3 * len(messages)
         completion_tokens = _tokens(text)
         payload = {
             "id": f"chatcmpl-fake-{time.time_ns()}",
@@ -376,9 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
             "created": int(time.time()),
             "model": body.get("model") or "fake-model",
             "system_fingerprint": "fp_fake",
-            "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
-            ],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
@@ -524,10 +520,7 @@ class FakeOpenAI:
             return {
                 "total": len(self._calls),
                 "by_path": by_path,
-                "calls": [
-                    {"path": c.path, "model": c.model, "timestamp": c.timestamp}
-                    for c in self._calls
-                ],
+                "calls": [{"path": c.path, "model": c.model, "timestamp": c.timestamp} for c in self._calls],
             }
 
 
