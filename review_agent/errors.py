@@ -1,4 +1,4 @@
-"""Errors that end a run, each with the exit code of DESIGN.md §6.
+"""Errors that end a run, each with its exit code (docs/architecture.md, "Errors and exit codes").
 
 The CLI turns any of these into one line on stderr and its exit code; nothing else in the project
 decides exit codes.

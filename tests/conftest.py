@@ -1,5 +1,5 @@
 """Shared fixtures. Real services only: SQLite files, the machine's Postgres and Redis, and local
-HTTP servers standing in for GitHub and the model provider (DESIGN.md §7)."""
+HTTP servers standing in for GitHub and the model provider (docs/architecture.md, "Testing")."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests import tiers
 from tests.fakes.openai_server import FakeOpenAI
 from tests.gitrepo import make_repo
 from tests.services import PrivateRedis
@@ -25,6 +26,30 @@ ENV_VARS = (
     "GITHUB_API_URL",
     "REVIEW_AGENT_HOME",
 )
+
+
+# Fixtures that start or use a redis-server: a test that uses one (directly or through another
+# fixture) is marked `redis` here, so the marker cannot be forgotten. Postgres is marked where
+# the database is made: `backend_env`'s postgres parameter carries it, and `tests/pg.py` refuses
+# to create a database for a test without it (tests/tiers.py).
+REDIS_FIXTURES = frozenset({"session_redis", "redis_url", "private_redis"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if REDIS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.redis)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Tell tests/tiers.py which test runs (setup, call and teardown), to check its markers."""
+    tiers.current = item
+    try:
+        yield
+    finally:
+        tiers.current = None
 
 
 def _developer_setting(var: str) -> bool:
@@ -123,7 +148,7 @@ def model_env(fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> dict[
     return env
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
     """Storage settings for each backend: the SQLite default, and a fresh Postgres database."""
     env = {"REVIEW_AGENT_HOME": str(tmp_path / "home")}

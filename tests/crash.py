@@ -1,4 +1,4 @@
-"""Run the real CLI as a subprocess and SIGKILL it mid-review (DESIGN.md §7)."""
+"""Run the real CLI as a subprocess and SIGKILL it mid-review (docs/architecture.md, "Testing")."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import cli_env
+from tests.tiers import require
 
 
 def start_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
@@ -35,6 +36,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60, what: str = "co
 
 
 def kill_hard(proc: subprocess.Popen[str]) -> None:
+    require("slow", "kills a real process")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL

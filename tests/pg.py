@@ -1,4 +1,5 @@
-"""Throwaway Postgres databases for tests, on the machine's real server (DESIGN.md §7).
+"""Throwaway Postgres databases for tests, on the machine's real server (docs/architecture.md,
+"Testing").
 
 Each test that needs Postgres gets a database of its own, created empty and dropped afterwards
 (with FORCE, so a connection a failing test left open cannot keep it alive), so tests never see
@@ -26,11 +27,14 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from tests.tiers import require
+
 ADMIN_URL = os.environ.get("REVIEW_AGENT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 SAVER_CONN_KWARGS: dict[str, Any] = {
-    # What PostgresSaver / AsyncPostgresSaver need (DESIGN.md §9): without autocommit nothing is
-    # committed, silently; prepared statements break under pgbouncer-style reuse; rows as dicts.
+    # What PostgresSaver / AsyncPostgresSaver need (docs/architecture.md, "Pitfalls"): without
+    # autocommit nothing is committed, silently; prepared statements break under pgbouncer-style
+    # reuse; rows as dicts.
     "autocommit": True,
     "prepare_threshold": 0,
     "row_factory": dict_row,
@@ -58,6 +62,7 @@ def _drop(name: str) -> sql.Composed:
 @contextmanager
 def temp_database(prefix: str = "ra_test") -> Iterator[str]:
     """Create an empty database, yield its URL, drop it on exit (even if the test failed)."""
+    require("postgres", "creates a Postgres database")
     name = _new_name(prefix)
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(_create(name))
@@ -71,6 +76,7 @@ def temp_database(prefix: str = "ra_test") -> Iterator[str]:
 @asynccontextmanager
 async def async_temp_database(prefix: str = "ra_test") -> AsyncIterator[str]:
     """Async twin of `temp_database`, for tests that run on an event loop."""
+    require("postgres", "creates a Postgres database")
     name = _new_name(prefix)
     async with await psycopg.AsyncConnection.connect(ADMIN_URL, autocommit=True) as conn:
         await conn.execute(_create(name))

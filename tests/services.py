@@ -15,6 +15,8 @@ from pathlib import Path
 
 import redis
 
+from tests.tiers import require
+
 
 def free_port() -> int:
     """A port nothing listens on right now (the OS picked it; we closed it again)."""
@@ -46,6 +48,7 @@ class PrivateRedis:
         return redis.Redis(host="127.0.0.1", port=self.port, db=db, password=self.password, socket_timeout=5)
 
     def start(self) -> PrivateRedis:
+        require("redis", "starts a redis-server")
         cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
         cmd += ["--save", "", "--appendonly", "no", "--dir", str(self.dir)]
         if self.password:

@@ -432,6 +432,7 @@ def test_a_read_only_token_still_succeeds_and_says_why_nothing_was_posted(job: J
     assert "cannot write" in job.summary.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_the_invocation_action_yml_runs(tmp_path: Path) -> None:
     """`python -m review_agent action` as the composite step runs it: environment in, exit code out."""
     event = tmp_path / "event.json"

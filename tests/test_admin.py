@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.crash import run_cli
 from tests.gitrepo import make_repo
+
+# Each test runs the CLI in subprocesses (db init, review, prune): seconds each.
+pytestmark = pytest.mark.slow
 
 
 def _checkpoint_count(env: dict[str, str]) -> int:
@@ -47,6 +52,7 @@ def test_db_init_twice_then_prune_keeps_what_resume_and_reports_need(
     assert "finished, 4/4 files done" in status.stdout
 
 
+@pytest.mark.postgres
 def test_db_init_needs_no_extension_privileges(tmp_path: Path) -> None:
     """Memory keeps its vectors per embedder in the store's own tables, so a role that may
     create tables but not extensions sets a database up."""

@@ -208,6 +208,7 @@ def test_periodic_lines() -> None:
 # ---- the commands refuse what cannot work, in one line ---------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "env", "says"),
     [

@@ -152,6 +152,7 @@ def _checkpoints(env: dict[str, str]) -> int:
         return conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
 
 
+@pytest.mark.slow
 def test_prune_reports_only_what_it_did_and_keeps_the_audit_log(
     tmp_path: Path, backend_env: dict[str, str]
 ) -> None:
@@ -173,6 +174,7 @@ def test_prune_reports_only_what_it_did_and_keeps_the_audit_log(
     assert json.loads(rows[-1][1]) == {"checkpoints_before": before, "checkpoints_after": 1}
 
 
+@pytest.mark.slow
 def test_prune_gives_the_space_back_on_sqlite(tmp_path: Path) -> None:
     env = {"REVIEW_AGENT_HOME": str(tmp_path / "home")}
     repo = make_repo(tmp_path, files=60)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.crash import run_cli
 from tests.fakes.openai_server import FakeOpenAI
+
+# Each test runs the CLI several times in subprocesses: seconds each, so not in the unit tier.
+pytestmark = pytest.mark.slow
 
 
 def test_usage_and_cost_are_reported(

@@ -47,6 +47,7 @@ def _url(gh: FakeGitHub) -> str:
     return f"{gh.root}/{OWNER}/{REPO}/pull/{NUMBER}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("event", ["approve", "request-changes", "APPROVE"])
 def test_an_event_without_post_is_one_line_and_exit_2_before_any_request(
     gh: FakeGitHub, fake_openai: FakeOpenAI, model_env: dict[str, str], tmp_path: Path, event: str
@@ -66,6 +67,7 @@ def _comments_by_path(gh: FakeGitHub) -> dict[str, list[str]]:
     return out
 
 
+@pytest.mark.slow
 def test_a_failed_file_exits_3_the_rest_is_posted_and_the_rerun_posts_only_it(
     gh: FakeGitHub, fake_openai: FakeOpenAI, model_env: dict[str, str], tmp_path: Path
 ) -> None:

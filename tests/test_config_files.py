@@ -1,5 +1,6 @@
 """The deployment files agree with the code they describe: .env.example with config.Settings,
-docker-compose.yml and the Dockerfile with pyproject.toml and DESIGN.md §4.
+docker-compose.yml and the Dockerfile with pyproject.toml and docs/architecture.md,
+"Storage".
 
 Why tests and not review: these files drift silently. A setting added to config.py and not to
 .env.example, a default changed in one place only, a compose URL whose password no longer matches

@@ -28,6 +28,7 @@ def _repo_with_dotenv(tmp_path: Path, attacker: FakeOpenAI) -> Path:
     return repo
 
 
+@pytest.mark.slow
 def test_a_dotenv_in_the_reviewed_repository_is_never_read(
     tmp_path: Path, fake_openai: FakeOpenAI, attacker: FakeOpenAI
 ) -> None:
@@ -44,6 +45,7 @@ def test_a_dotenv_in_the_reviewed_repository_is_never_read(
     assert "reviewer openai:gpt-4o-mini" in r.stdout  # not the repository's "stolen" model
 
 
+@pytest.mark.slow
 def test_env_file_flag_is_read_and_a_missing_one_is_bad_input(
     tmp_path: Path, fake_openai: FakeOpenAI, attacker: FakeOpenAI
 ) -> None:
@@ -58,6 +60,7 @@ def test_env_file_flag_is_read_and_a_missing_one_is_bad_input(
     assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
 
 
+@pytest.mark.slow
 def test_without_any_dotenv_of_the_user_a_repository_dotenv_leaves_the_review_offline(
     tmp_path: Path, attacker: FakeOpenAI
 ) -> None:

@@ -8,8 +8,8 @@ Every case checks what the servers saw, not what the CLI says about itself:
   kill, and a file whose review was saved before a kill is never sent again (``Ledger``);
 * no comment is posted twice (the fake GitHub's review comments, by fingerprint);
 * the final report holds every file;
-* the exit code is DESIGN.md §6's: 0 reviewed, 2 bad input, 3 service unreachable, 130
-  interrupted (4, the budget stop, is covered in test_budget.py).
+* the exit code is the documented one (docs/architecture.md, "Errors and exit codes"): 0 reviewed,
+  2 bad input, 3 service unreachable, 130 interrupted (4, the budget stop, is covered in test_budget.py).
 
 A 404 pull request and a rejected token (exit 2, no checkpoint) are covered through the CLI by
 tests/test_github_review.py::test_bad_pr_and_bad_token_exit_2, so they are not repeated here.
@@ -75,7 +75,11 @@ def durable_env(kind: str, tmp_path: Path) -> Iterator[dict[str, str]]:
         server.kill()
 
 
-@pytest.fixture(params=["sqlite", "postgres+redis"])
+# the Postgres + Redis backend, with the markers of both services
+POSTGRES_REDIS = pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis])
+
+
+@pytest.fixture(params=["sqlite", POSTGRES_REDIS])
 def store_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
     with durable_env(request.param, tmp_path) as env:
         yield env
@@ -322,6 +326,7 @@ def test_sigkill_at_every_stage_then_rerun(
     ledger.check(concurrency)
 
 
+@pytest.mark.postgres
 def test_progress_of_a_resumed_run_counts_each_file_once(
     fake_openai: FakeOpenAI, model_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -365,7 +370,10 @@ def test_progress_of_a_resumed_run_counts_each_file_once(
 
 @pytest.mark.parametrize(
     ("signum", "concurrency", "store_env"),
-    [(signal.SIGINT, 1, "sqlite"), (signal.SIGTERM, 4, "postgres+redis")],
+    [
+        (signal.SIGINT, 1, "sqlite"),
+        pytest.param(signal.SIGTERM, 4, "postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+    ],
     ids=["SIGINT-j1-sqlite", "SIGTERM-j4-postgres+redis"],
     indirect=["store_env"],
 )

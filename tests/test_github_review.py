@@ -53,6 +53,7 @@ def _url(github: FakeGitHub) -> str:
     return f"{github.root}/acme/shop/pull/7"
 
 
+@pytest.mark.slow
 def test_post_once_then_rerun_posts_nothing(
     github: FakeGitHub, fake_openai: FakeOpenAI, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -106,6 +107,7 @@ def test_kill_between_posting_and_finishing_then_rerun_posts_nothing(
     assert fake_openai.total_calls == calls  # nothing reviewed again either
 
 
+@pytest.mark.slow
 def test_new_push_reuses_unchanged_files_and_learns_from_a_dismissal(
     github: FakeGitHub, fake_openai: FakeOpenAI, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -138,6 +140,7 @@ def test_new_push_reuses_unchanged_files_and_learns_from_a_dismissal(
     assert len(github.reviews("acme", "shop", 7)) == 2
 
 
+@pytest.mark.slow
 def test_bad_pr_and_bad_token_exit_2(github: FakeGitHub, env: dict[str, str], tmp_path: Path) -> None:
     r = run_cli(["review", f"{github.root}/acme/shop/pull/99"], env, tmp_path)
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
@@ -155,6 +158,7 @@ def test_post_is_refused_for_a_local_target(tmp_path: Path, home: Path) -> None:
     assert r.returncode == 2 and "--post needs a pull request URL" in r.stderr
 
 
+@pytest.mark.slow
 def test_organisation_defaults_apply_under_the_authors_own_preferences(
     github: FakeGitHub, fake_openai: FakeOpenAI, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from github import Auth, Github, GithubException, GithubRetry
 
 from review_agent.errors import BadInput, ServiceUnavailable
 from review_agent.sources.github import (
@@ -55,17 +54,6 @@ def add_demo_pr(gh: FakeGitHub, **kw: Any) -> None:
     kw.setdefault("title", "Make x two")
     kw.setdefault("author", "alice")
     gh.add_pr("octo", "demo", 7, files, head_sha="a" * 40, base_sha="b" * 40, **kw)
-
-
-def pygithub(gh: FakeGitHub, token: str = TOKEN, retry: Any = None) -> Github:
-    """A plain PyGithub client on the fake, as the publisher will build one."""
-    return Github(
-        auth=Auth.Token(token),
-        base_url=gh.url,
-        retry=retry,
-        seconds_between_requests=None,
-        seconds_between_writes=None,
-    )
 
 
 def closed_port() -> int:
@@ -473,122 +461,3 @@ def test_get_content_none_for_binary_undecodable_removed_and_missing(gh: FakeGit
 def test_get_content_respects_max_content_bytes(gh: FakeGitHub) -> None:
     gh.add_pr("octo", "demo", 7, [make_file("a.txt", "@@ -1 +1 @@\n-a\n+b", content="x" * 5000)])
     assert make_source(gh, max_content_bytes=4096).get_content("a.txt") is None
-
-
-# --- the fake, through the real PyGithub (later tests depend on these) --------------------------
-
-
-def test_fake_accepts_comments_on_diff_lines(gh: FakeGitHub) -> None:
-    add_demo_pr(gh)
-    pr = pygithub(gh).get_repo("octo/demo").get_pull(7)
-    review = pr.create_review(
-        body="Looks fine",
-        event="COMMENT",
-        comments=[
-            {"path": "src/app.py", "line": 2, "side": "RIGHT", "body": "added line"},
-            {"path": "src/app.py", "line": 2, "side": "LEFT", "body": "removed line"},
-            {"path": "src/app.py", "line": 4, "body": "context line (RIGHT by default)"},
-            {"path": "src/app.py", "start_line": 2, "line": 3, "side": "RIGHT", "body": "a range"},
-            {"path": "README.md", "position": 2, "body": "legacy position"},
-        ],
-    )
-    assert review.state == "COMMENTED"
-    assert review.commit_id == "a" * 40
-    (stored,) = gh.reviews("octo", "demo", 7)
-    assert stored["id"] == review.id and stored["body"] == "Looks fine"
-    listed = list(pr.get_review_comments())
-    assert [(c.path, c.line, c.side) for c in listed] == [
-        ("src/app.py", 2, "RIGHT"),
-        ("src/app.py", 2, "LEFT"),
-        ("src/app.py", 4, "RIGHT"),
-        ("src/app.py", 3, "RIGHT"),
-        ("README.md", 2, "RIGHT"),
-    ]
-    assert listed[3].start_line == 2
-    assert all(c.pull_request_review_id == review.id for c in listed)
-    assert len(gh.review_comments("octo", "demo", 7)) == 5
-
-
-@pytest.mark.parametrize(
-    ("bad", "error"),
-    [
-        ({"path": "src/app.py", "line": 40, "body": "outside the hunks"}, "Line could not be resolved"),
-        (
-            {"path": "src/app.py", "line": 5, "side": "LEFT", "body": "past the old side"},
-            "Line could not be resolved",
-        ),
-        ({"path": "other.py", "line": 1, "body": "not in the PR"}, "Path could not be resolved"),
-        ({"path": "src/app.py", "start_line": 3, "line": 3, "body": "empty range"}, "start_line"),
-    ],
-)
-def test_fake_rejects_the_whole_review_for_one_bad_comment(
-    gh: FakeGitHub, bad: dict[str, Any], error: str
-) -> None:
-    add_demo_pr(gh)
-    pr = pygithub(gh).get_repo("octo/demo").get_pull(7)
-    good = {"path": "src/app.py", "line": 2, "body": "fine"}
-    with pytest.raises(GithubException) as info:
-        pr.create_review(body="x", event="COMMENT", comments=[good, bad])  # type: ignore[list-item]
-    assert info.value.status == 422
-    assert any(error in e for e in info.value.data["errors"])
-    assert gh.reviews("octo", "demo", 7) == []
-    assert gh.review_comments("octo", "demo", 7) == []
-
-
-def test_fake_post_that_lands_then_502_is_recorded_once(gh: FakeGitHub) -> None:
-    add_demo_pr(gh)
-    gh.fail_next("POST", "/pulls/7/reviews", 502, land=True)
-    pr = pygithub(gh).get_repo("octo/demo").get_pull(7)
-    with pytest.raises(GithubException) as info:
-        pr.create_review(
-            body="landed", event="COMMENT", comments=[{"path": "src/app.py", "line": 2, "body": "b"}]
-        )
-    assert info.value.status == 502
-    (review,) = gh.reviews("octo", "demo", 7)  # the client saw a failure, GitHub kept the review
-    assert review["body"] == "landed"
-    assert len(gh.review_comments("octo", "demo", 7)) == 1
-    (post,) = gh.requests_to("POST", "/pulls/7/reviews")
-    assert post.status == 502 and post.fault
-    assert post.json["comments"] == [{"path": "src/app.py", "line": 2, "body": "b"}]
-    assert "Authorization" not in post.headers
-
-
-def test_stock_github_retry_posts_a_landed_review_twice(gh: FakeGitHub) -> None:
-    """Why the publisher must not use PyGithub's default retry for writes: GithubRetry retries
-    POST on 5xx, so a review that landed before its 502 is posted again."""
-    add_demo_pr(gh)
-    gh.fail_next("POST", "/pulls/7/reviews", 502, land=True)
-    client = pygithub(gh, retry=GithubRetry(total=2, backoff_factor=0.001))
-    client.get_repo("octo/demo").get_pull(7).create_review(body="twice", event="COMMENT")
-    assert [r["body"] for r in gh.reviews("octo", "demo", 7)] == ["twice", "twice"]
-
-
-def test_fake_lists_existing_comments_across_pages_with_reactions(gh: FakeGitHub) -> None:
-    add_demo_pr(gh)
-    for i in range(120):
-        gh.add_review_comment("octo", "demo", 7, "src/app.py", 2, f"note {i} <!-- review-agent:{i} -->")
-    first = gh.review_comments("octo", "demo", 7)[0]
-    gh.add_reaction(first["id"], "-1", user="alice")
-    gh.add_issue_comment("octo", "demo", 7, "summary <!-- review-agent:summary -->")
-    client = pygithub(gh)
-    client.per_page = 100
-    pr = client.get_repo("octo/demo").get_pull(7)
-    comments = list(pr.get_review_comments())
-    assert [c.body for c in comments] == [f"note {i} <!-- review-agent:{i} -->" for i in range(120)]
-    assert [r.content for r in comments[0].get_reactions()] == ["-1"]
-    assert [c.body for c in pr.get_issue_comments()] == ["summary <!-- review-agent:summary -->"]
-
-
-def test_fake_refuses_writes_by_a_read_only_token_and_own_approval(gh: FakeGitHub) -> None:
-    add_demo_pr(gh)
-    gh.add_token("ghs_readonly", "github-actions[bot]", can_write=False)
-    pr = pygithub(gh, token="ghs_readonly").get_repo("octo/demo").get_pull(7)
-    with pytest.raises(GithubException) as info:
-        pr.create_review(body="x", event="COMMENT")
-    assert info.value.status == 403
-    gh.add_token("ghp_alice", "alice")
-    own = pygithub(gh, token="ghp_alice").get_repo("octo/demo").get_pull(7)
-    with pytest.raises(GithubException) as info:
-        own.create_review(body="x", event="REQUEST_CHANGES")
-    assert info.value.status == 422
-    assert gh.reviews("octo", "demo", 7) == []

@@ -106,6 +106,7 @@ def test_a_sigint_run_shows_one_interrupted_run(
     assert "interrupted, 3/6 files done" in status.stdout, status.stdout
 
 
+@pytest.mark.slow
 def test_history_survives_prune_and_fresh(tmp_path: Path, backend_env: dict[str, str]) -> None:
     env = backend_env
     repo = make_repo(tmp_path, files=3)
@@ -141,6 +142,7 @@ def test_history_survives_prune_and_fresh(tmp_path: Path, backend_env: dict[str,
 # time travel
 
 
+@pytest.mark.slow
 def test_history_at_a_step_shows_files_done_in_flight_and_counters(tmp_path: Path, home: Path) -> None:
     repo = make_repo(tmp_path, files=4)
     env = {"REVIEW_AGENT_HOME": str(home)}
@@ -164,6 +166,7 @@ def test_history_at_a_step_shows_files_done_in_flight_and_counters(tmp_path: Pat
     assert "pruned" in gone.stderr and "Traceback" not in gone.stderr
 
 
+@pytest.mark.slow
 def test_from_step_forks_a_new_review_and_leaves_the_original_untouched(
     tmp_path: Path, backend_env: dict[str, str], fake_openai: FakeOpenAI
 ) -> None:
@@ -242,6 +245,7 @@ def _pr_files() -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.slow
 def test_status_and_history_of_a_pr_answer_from_local_state_when_github_is_down(tmp_path: Path) -> None:
     env = {"REVIEW_AGENT_HOME": str(tmp_path / "home"), "GITHUB_TOKEN": TOKEN}
     gh = FakeGitHub(token=TOKEN).start()
@@ -299,6 +303,7 @@ def test_status_lists_only_unsaved_files_of_the_window_and_whole_seconds(
     assert "current: mod06.py, mod07.py\n" in text
 
 
+@pytest.mark.slow
 def test_status_does_not_say_finished_when_the_post_never_completed(tmp_path: Path) -> None:
     env = {
         "REVIEW_AGENT_HOME": str(tmp_path / "home"),

@@ -29,7 +29,7 @@ from tests.crash import run_cli
 from tests.fakes.github_server import FakeGitHub, added_file_patch, make_file
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.gitrepo import git, make_repo
-from tests.test_fault_matrix import durable_env
+from tests.test_fault_matrix import POSTGRES_REDIS, durable_env
 
 pytestmark = pytest.mark.slow
 
@@ -405,7 +405,7 @@ def _redis_values(url: str) -> Iterator[tuple[str, bytes]]:
         client.close()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres+redis"])
+@pytest.mark.parametrize("backend", ["sqlite", POSTGRES_REDIS])
 def test_secrets_are_never_written_anywhere(tmp_path: Path, backend: str) -> None:
     """A local review and a posted PR review with distinctive OPENAI_API_KEY and GITHUB_TOKEN
     values, with servers that echo them back in errors: the values appear in no store row, no

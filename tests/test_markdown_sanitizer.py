@@ -156,6 +156,7 @@ def problems(out: str, host: str | None) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(texts)
 def test_nothing_unsafe_survives_and_a_second_pass_changes_nothing(text: str) -> None:
@@ -234,6 +235,7 @@ fingerprints = st.builds(
 )
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(texts, st.sets(fingerprints, max_size=4))
 def test_fingerprints_are_found_exactly_in_a_body_of_sanitised_text(text: str, fps: set[str]) -> None:

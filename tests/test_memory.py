@@ -26,6 +26,7 @@ def _prompt_text(fake: FakeOpenAI, path: str) -> str:
     return "\n".join(str(m.get("content")) for c in fake.calls if c.path == path for m in c.messages)
 
 
+@pytest.mark.slow
 def test_preferences_set_in_one_process_reach_the_prompt_of_another(
     tmp_path: Path, fake_openai: FakeOpenAI, model_env: dict[str, str], backend_env: dict[str, str]
 ) -> None:
@@ -57,6 +58,7 @@ def test_preferences_set_in_one_process_reach_the_prompt_of_another(
     assert not any("early returns" in p for p in prompts)
 
 
+@pytest.mark.slow
 def test_learnings_are_recalled_for_related_files_only(
     tmp_path: Path, fake_openai: FakeOpenAI, model_env: dict[str, str], backend_env: dict[str, str]
 ) -> None:
@@ -82,6 +84,7 @@ def test_learnings_are_recalled_for_related_files_only(
     assert r.returncode == 0 and rule not in _prompt_text(fake_openai, "api/handlers.py")
 
 
+@pytest.mark.slow
 def test_forget_leaves_nothing_behind(
     tmp_path: Path, model_env: dict[str, str], backend_env: dict[str, str]
 ) -> None:
@@ -106,6 +109,8 @@ def test_forget_leaves_nothing_behind(
     assert rows("user.erin%") == 0 and rows("review-agent.vectors.%.user.erin.%") == 0
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_export_from_sqlite_import_into_postgres(tmp_path: Path) -> None:
     from tests.pg import temp_database
 
@@ -157,6 +162,7 @@ def test_repo_config_filters_paths_and_bad_config_is_reported(tmp_path: Path, ho
     assert any(".review-agent.toml ignored" in n and "max_files" in n for n in data["notes"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["", "   "])
 def test_learn_rejects_empty_rules(tmp_path: Path, home: Path, bad: str) -> None:
     r = run_cli(["learn", bad, "--user", "x"], {"REVIEW_AGENT_HOME": str(home)}, tmp_path)

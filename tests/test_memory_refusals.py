@@ -89,6 +89,7 @@ def test_an_import_with_a_refused_entry_writes_nothing() -> None:
     assert m.preferences.all("a") == {} and m.learnings.list(("user", "a")) == []
 
 
+@pytest.mark.slow
 def test_cli_refusals_name_the_secret_kind_and_the_limit(tmp_path: Path, home: Path) -> None:
     env = {"REVIEW_AGENT_HOME": str(home)}
     r = run_cli(["prefs", "set", "token", TOKEN, "--user", "a"], env, tmp_path)
@@ -136,6 +137,7 @@ def _closed_port_url() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server", ["404", "none"])
 def test_learn_and_import_without_embeddings_exit_3_and_write_nothing(
     tmp_path: Path, home: Path, no_embeddings_url: str, server: str

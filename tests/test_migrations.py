@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import psycopg
+import pytest
 from langgraph.store.sqlite import SqliteStore
 
 from review_agent.config import Settings
@@ -40,6 +41,7 @@ def _fingerprint(env: dict[str, str]) -> str:
     return hashlib.sha256(db.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_read_only_commands_write_nothing(tmp_path: Path, backend_env: dict[str, str]) -> None:
     env = backend_env
     repo = make_repo(tmp_path, files=2)
@@ -63,6 +65,8 @@ def test_read_only_commands_write_nothing(tmp_path: Path, backend_env: dict[str,
     )
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_read_only_commands_on_no_database_create_nothing(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, files=1)
     home = tmp_path / "home"
@@ -79,6 +83,7 @@ def test_read_only_commands_on_no_database_create_nothing(tmp_path: Path) -> Non
             assert n.fetchone() == (0,)
 
 
+@pytest.mark.slow
 def test_first_use_sets_up_and_each_migration_runs_once(tmp_path: Path, backend_env: dict[str, str]) -> None:
     env = backend_env
     r = run_cli(["prefs", "set", "style", "early returns", "--user", "ann"], env, tmp_path)  # first use

@@ -1,5 +1,6 @@
 """ModelReviewer against a fake OpenAI-compatible server, through the real langchain-openai and
-openai clients (DESIGN.md §7): retries, timeouts and parsing are the clients' real code paths.
+openai clients (docs/architecture.md, "Testing"): retries, timeouts and parsing are the
+clients' real code paths.
 
 Timeouts and retry counts are small so the whole file runs in a few seconds.
 """
@@ -10,17 +11,12 @@ import difflib
 import json
 import re
 import socket
-import subprocess
-import sys
 import threading
 import traceback
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_openai import ChatOpenAI
 
 from review_agent.errors import BadInput, ServiceUnavailable
 from review_agent.patches import parse_patch
@@ -29,7 +25,6 @@ from review_agent.reviewers.base import ReviewRequest
 from review_agent.reviewers.context import PRContext, build_pr_context
 from review_agent.reviewers.model import PROMPT_VERSION, ModelReviewer, clean_answer_text
 from review_agent.sources.base import ChangedFile
-from review_agent.state.schemas import ModelReview
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 
 KEY = "sk-test-SECRET-4f2a9c"
@@ -334,41 +329,6 @@ def test_concurrent_reviews_count_their_own_calls(fake: FakeOpenAI) -> None:
 def test_empty_patch_needs_no_model_call(fake: FakeOpenAI) -> None:
     result = reviewer_for(fake).review(request(hunks=""))
     assert result.model_calls == 0 and fake.total_calls == 0
-
-
-def test_fake_serves_json_schema_style_too(fake: FakeOpenAI) -> None:
-    llm = ChatOpenAI(model="fake-model", api_key=KEY, base_url=fake.base_url, max_retries=0)
-    structured = llm.with_structured_output(ModelReview, method="json_schema")
-    answer = structured.invoke(f"FILE: {PATH}\n    12 +x = 1")
-    assert isinstance(answer, ModelReview)
-    assert [c.line for c in answer.comments] == [12]
-    assert fake.requests[0]["response_format"]["type"] == "json_schema"
-
-
-def test_fake_answers_models_and_its_own_report(fake: FakeOpenAI) -> None:
-    req = urllib.request.Request(f"{fake.base_url}/models", headers={"Authorization": f"Bearer {KEY}"})
-    with urllib.request.urlopen(req, timeout=5) as response:
-        assert "fake-model" in [m["id"] for m in json.load(response)["data"]]
-    reviewer_for(fake).review(request())
-    with urllib.request.urlopen(fake.base_url.removesuffix("/v1") + "/_fake/calls") as response:
-        assert json.load(response)["by_path"] == {PATH: 1}
-
-
-def test_fake_runs_standalone() -> None:
-    with subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.openai_server", "--port", "0", "--delay", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            base_url = proc.stdout.readline().strip()
-            with urllib.request.urlopen(f"{base_url}/models", timeout=5) as response:
-                assert json.load(response)["object"] == "list"
-        finally:
-            proc.terminate()
-        assert proc.wait(timeout=5) == 0
 
 
 @pytest.mark.parametrize(

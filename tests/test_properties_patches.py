@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from review_agent.patches import parse_patch, split_anchored, split_git_diff
 from review_agent.state.schemas import Comment
+
+# Hundreds of generated diffs per property: seconds per test, so these run in CI and on
+# demand, not in the unit tier.
+pytestmark = pytest.mark.slow
 
 PROPERTIES = settings(derandomize=True, max_examples=300, deadline=None)
 

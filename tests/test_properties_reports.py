@@ -9,6 +9,7 @@ import unicodedata
 from pathlib import Path
 from urllib.parse import unquote
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator
@@ -17,6 +18,10 @@ from markdown_it import MarkdownIt
 from review_agent.publish.report import ReviewReport, render
 from review_agent.state.schemas import Comment, FileReview, Skipped
 from review_agent.textsafe import md_code, md_text, printable, printable_block
+
+# Hundreds of generated reports per property (SARIF checked against its schema each time):
+# seconds per test, so these run in CI and on demand, not in the unit tier.
+pytestmark = pytest.mark.slow
 
 PROPERTIES = settings(derandomize=True, max_examples=300, deadline=None)
 SARIF = Draft4Validator(json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text()))

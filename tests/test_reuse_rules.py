@@ -8,8 +8,13 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.crash import run_cli
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
+
+# Each test runs the CLI several times in subprocesses: seconds each, so not in the unit tier.
+pytestmark = pytest.mark.slow
 
 ARGS_JSON = ["--base", "main", "-f", "json"]
 

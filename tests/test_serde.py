@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import ormsgpack
+import pytest
 from typer.testing import CliRunner
 
 from review_agent.cli import app
@@ -38,6 +39,7 @@ def test_strict_serializer_refuses_foreign_types_and_pickle(tmp_path: Path) -> N
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_tampered_checkpoint_row_stops_the_cli_with_a_clear_error(
     tmp_path: Path, repo: Path, home: Path
 ) -> None:

@@ -1,4 +1,5 @@
-"""Storage faults made to happen for real, under the real CLI (DESIGN.md §4, §5, §7).
+"""Storage faults made to happen for real, under the real CLI (docs/architecture.md, "Storage",
+"Exactly once", "Testing").
 
 Every test here drives `review-agent review REPO --base main` as a subprocess against the fake
 OpenAI server (real langchain-openai client over HTTP) with DATABASE_URL = a Postgres database and,
@@ -552,7 +553,7 @@ def pg_restart_run(
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_postgres_restart_mid_review_exits_3_in_one_line_or_completes(pg_restart_run: RestartRun) -> None:
-    """DESIGN.md §6: a backend lost after retries is exit 3 with one clear line (or the run
+    """A backend lost after retries is exit 3 with one clear line (or the run
     survives the restart and completes). Never exit 1's "unexpected ..., please report it"."""
     run = pg_restart_run
     assert run.returncode in (0, 3), (run.returncode, run.stderr)
@@ -587,6 +588,7 @@ def test_postgres_restart_mid_review_rerun_resumes_and_redoes_nothing_finished(
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize(
     "redis_url",
@@ -618,9 +620,14 @@ def test_malformed_redis_url_exits_2_with_one_line(
             assert conn.execute("SELECT count(*) FROM checkpoints").fetchone() == (0,)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("where", "command"),
-    [("closed-port", "review"), ("closed-port", "status"), ("missing-database", "db-init")],
+    [
+        ("closed-port", "review"),
+        ("closed-port", "status"),
+        pytest.param("missing-database", "db-init", marks=pytest.mark.postgres),
+    ],
 )
 def test_unreachable_or_missing_database_is_one_line_without_the_password(
     tmp_path: Path, fake_openai: FakeOpenAI, command: str, where: str

@@ -147,6 +147,7 @@ def test_github_symlinks_are_links_with_their_targets(gh: FakeGitHub) -> None:
 # --- the review: a link is recorded as one, never sent to a reviewer ----------------------------
 
 
+@pytest.mark.slow
 def test_a_review_records_links_as_links_and_never_lints_them(linked_repo: Path, tmp_path: Path) -> None:
     import json
 

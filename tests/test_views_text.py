@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.crash import run_cli
 from tests.gitrepo import make_repo
+
+# Runs the CLI several times in subprocesses: seconds, so not in the unit tier.
+pytestmark = pytest.mark.slow
 
 ESC_NAME = "esc\x1b[31mred.py"
 

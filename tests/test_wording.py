@@ -87,6 +87,7 @@ def test_an_unknown_event_is_bad_input(repo: Path, home: Path) -> None:
     assert result.exit_code == 2 and "'merge' is not one of" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_action_spelling_of_event_posts_that_event(
     fake_openai: FakeOpenAI, model_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -106,6 +107,7 @@ def test_the_action_spelling_of_event_posts_that_event(
         assert [rv["state"] for rv in gh.reviews("acme", "shop", 3)] == ["CHANGES_REQUESTED"]
 
 
+@pytest.mark.slow
 def test_budget_message_shows_the_limit_as_given(
     repo: Path, tmp_path: Path, fake_openai: FakeOpenAI, model_env: dict[str, str]
 ) -> None:
@@ -120,6 +122,7 @@ def _lease_of(repo: Path, home: Path) -> tuple[Settings, str]:
     return Settings(REVIEW_AGENT_HOME=str(home)), thread
 
 
+@pytest.mark.slow
 def test_wait_says_once_whom_it_waits_for(repo: Path, home: Path, tmp_path: Path) -> None:
     settings, thread = _lease_of(repo, home)
     said: list[str] = []

@@ -1,1 +1,1 @@
-"""The three layers of agent state (DESIGN.md §3). Imports nothing of the project."""
+"""The three layers of agent state (docs/architecture.md, "State"). Imports nothing of the project."""

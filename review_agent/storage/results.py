@@ -1,9 +1,10 @@
 """Finished per-file reviews, kept in the LangGraph store rather than in the graph state.
 
 Why not in the state: a channel holding every review would be re-serialised at every later
-superstep (195 KB a step at 200 files, DESIGN.md §9). Here each review is written once, under
-its thread, the moment the file is finished — before the checkpoint of that step — so a process
-killed between the two finds the review on rerun and does not ask the model again.
+superstep (195 KB a step at 200 files: docs/architecture.md, "Pitfalls"). Here each review is
+written once, under its thread, the moment the file is finished — before the checkpoint of that
+step — so a process killed between the two finds the review on rerun and does not ask the model
+again.
 
 Three namespaces (the plan of a thread is kept here too, written once by its plan step):
 - ``("reviews", <thread digest>)``, key = file path: the reviews of one thread;

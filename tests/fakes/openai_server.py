@@ -1,4 +1,5 @@
-"""A fake OpenAI-compatible API for tests (DESIGN.md §7: the network boundary is the only double).
+"""A fake OpenAI-compatible API for tests (docs/architecture.md, "Testing": the network
+boundary is the only double).
 
 The real ``langchain-openai`` client (and the real ``openai`` SDK under it) talks HTTP to this
 server on 127.0.0.1, so retries, timeouts, Retry-After handling and structured-output parsing
@@ -116,9 +117,7 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(
-            str(part.get("text", "")) for part in content if isinstance(part, dict)
-        )
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
     return ""
 
 
@@ -289,7 +288,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(
             200,
             {
-                "object": "list", "data": data, "model": body.get("model"),
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             },
         )
@@ -365,9 +366,7 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             ]
             finish = "tool_calls"
-        prompt_tokens = sum(_tokens(_text_of(m.get("content"))) for m in messages) + 3 * len(
-            messages
-        )
+        prompt_tokens = sum(_tokens(_text_of(m.get("content"))) for m in messages) + 3 * len(messages)
         completion_tokens = _tokens(text)
         payload = {
             "id": f"chatcmpl-fake-{time.time_ns()}",
@@ -375,9 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
             "created": int(time.time()),
             "model": body.get("model") or "fake-model",
             "system_fingerprint": "fp_fake",
-            "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
-            ],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
@@ -425,8 +422,9 @@ class FakeOpenAI:
         server.fake = self
         self.port = server.server_address[1]
         self._server = server
+        # stop() waits for the loop to see the shutdown, up to one poll: 10 ms, not 50, per test
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
         self._thread.start()
         return self
@@ -522,10 +520,7 @@ class FakeOpenAI:
             return {
                 "total": len(self._calls),
                 "by_path": by_path,
-                "calls": [
-                    {"path": c.path, "model": c.model, "timestamp": c.timestamp}
-                    for c in self._calls
-                ],
+                "calls": [{"path": c.path, "model": c.model, "timestamp": c.timestamp} for c in self._calls],
             }
 
 
