@@ -267,3 +267,29 @@ def test_without_the_extension_memory_works_with_one_warning(
         assert recalled["app/serializer.py"] == [key]
         assert _store_vector_items(pg_url) == 0 and len(_vector_rows(pg_url)) == 1
         assert fake_openai.embedding_calls - calls == 3  # one query per file, no learning embedded again
+
+
+@pytest.mark.parametrize(("dims", "cast"), [(3072, "halfvec(3072)"), (4100, None)])
+def test_large_embeddings_are_indexed_as_halfvec_or_searched_exactly(
+    pg_url: str, tmp_path: Path, dims: int, cast: str | None
+) -> None:
+    """pgvector indexes `vector` up to 2,000 dimensions: a 3,072-dimension model (e.g.
+    text-embedding-3-large) gets a halfvec index, a larger one an exact search, still in SQL."""
+    embedder = Embedder(f"local-test:hashing:{dims}", HashingEmbeddings(dims))
+    with _storage(pg_url, tmp_path, embedder) as storage:
+        learnings = storage.learnings()
+        pickle = learnings.add(("repo", "acme/shop"), PICKLE)
+        learnings.add(("repo", "acme/shop"), SQL_RULE)
+        got = learnings.recall([("repo", "acme/shop")])(
+            "app/serializer.py", "import pickle\npickle.dumps(o)\n"
+        )
+        assert got.ids[:1] == [pickle.key]
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index_name(embedder.id, dims),)
+        )
+        found = row.fetchone()
+    if cast is None:
+        assert found is None
+    else:
+        assert found is not None and f"::{cast}" in found[0] and "halfvec_cosine_ops" in found[0]
