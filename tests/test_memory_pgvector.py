@@ -293,3 +293,17 @@ def test_large_embeddings_are_indexed_as_halfvec_or_searched_exactly(
         assert found is None
     else:
         assert found is not None and f"::{cast}" in found[0] and "halfvec_cosine_ops" in found[0]
+
+
+def test_a_file_with_no_words_gets_no_vector_score_and_no_nan(pg_url: str, tmp_path: Path) -> None:
+    """The hashing embedding of a text without words is the zero vector, whose cosine distance
+    pgvector gives as NaN: it must count as no vector score, not poison the ranking."""
+    embedder = Embedder("local-test:hashing:64", HashingEmbeddings(64))
+    scope = ("repo", "acme/c")
+    with _storage(pg_url, tmp_path, embedder) as storage:
+        learnings = storage.learnings()
+        header = learnings.add(scope, "C files (*.c) need the licence header")
+        recall = learnings.recall([scope])
+        scored = recall.scored("a/b.c", "1\n2\n")  # no word of two letters: a zero query vector
+    assert [lr.key for lr in scored] == [header.key]
+    assert all(lr.score is not None and lr.score == lr.score for lr in scored), scored

@@ -23,6 +23,7 @@ what to do: never a refused review.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -290,7 +291,8 @@ class PgVectors:
             if self.version and _version_tuple(self.version) >= (0, 8):
                 conn.execute(ITERATIVE_SCAN)
             rows = conn.execute(nearest_statement(len(query), self.version), params).fetchall()
-        return {(_namespace(r["namespace"]), r["key"]): float(r["similarity"]) for r in rows}
+        found = {(_namespace(r["namespace"]), r["key"]): float(r["similarity"]) for r in rows}
+        return {ref: sim for ref, sim in found.items() if math.isfinite(sim)}  # a zero vector: NaN
 
     def forget(self, refs: Sequence[Ref]) -> None:
         """Delete these learnings' vectors, of every embedder."""
