@@ -163,6 +163,7 @@ def test_two_embedders_side_by_side_after_a_switch(pg_url: str, tmp_path: Path, 
     assert len(_vector_rows(pg_url)) == 6
 
 
+@pytest.mark.slow  # CLI processes
 def test_forget_removes_the_vectors_of_every_embedder(pg_url: str, tmp_path: Path, fake: FakeOpenAI) -> None:
     home = tmp_path / "home"
     base = {"DATABASE_URL": pg_url, "REVIEW_AGENT_HOME": str(home)}
