@@ -514,18 +514,20 @@ def db_init() -> None:
 
     settings = _settings()
 
-    def _init() -> tuple[str, list[str]]:
+    def _init() -> tuple[str, list[str], str | None]:
         with open_storage(settings, setup=True) as storage:
-            backend, migrated = storage.backend, storage.migrated
+            backend, migrated, note = storage.backend, storage.migrated, storage.memory_note
         if settings.database_url and settings.database_url.startswith(("postgres://", "postgresql://")):
             from review_agent.worker.schema import ensure_app_schema
 
             ensure_app_schema(settings.database_url)  # the GitHub App's queue and bookkeeping
-        return backend, migrated
+        return backend, migrated, note
 
-    backend, migrated = _run(_init)
+    backend, migrated, memory_note = _run(_init)
     typer.echo(f"database ready: {backend}")
     typer.echo(f"migrations applied: {', '.join(migrated)}" if migrated else "migrations: up to date")
+    if memory_note:  # Postgres without pgvector: memory works (vectors compared in Python)
+        typer.echo(f"note: memory compares vectors in Python, not pgvector: {memory_note}", err=True)
 
 
 @db_app.command("prune")

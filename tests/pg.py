@@ -85,3 +85,26 @@ async def async_temp_database(prefix: str = "ra_test") -> AsyncIterator[str]:
     finally:
         async with await psycopg.AsyncConnection.connect(ADMIN_URL, autocommit=True) as conn:
             await conn.execute(_drop(name))
+
+
+@contextmanager
+def limited_role(url: str) -> Iterator[str]:
+    """A login role that may create tables in the database at `url` but not extensions (as on
+    most managed Postgres services); yields the URL for it, drops the role and what it owns on
+    exit."""
+    role = _new_name("ra_limited")
+    dbname = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(sql.Identifier(dbname), sql.Identifier(role))
+        )
+    try:
+        parts = urlsplit(url)
+        yield urlunsplit(parts._replace(netloc=parts.netloc.replace("postgres@", f"{role}@", 1)))
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

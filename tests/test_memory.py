@@ -102,11 +102,21 @@ def test_forget_leaves_nothing_behind(
         db = Path(env["REVIEW_AGENT_HOME"]) / "review-agent.sqlite"
         return sqlite3.connect(db).execute(sql.replace("%s", "?"), (pattern,)).fetchone()[0]
 
-    assert rows("review-agent.vectors.%.user.erin.%") == 1
+    def vectors() -> int:
+        """Postgres keeps them in pgvector, SQLite as store items."""
+        if "DATABASE_URL" in env:
+            sql = "SELECT count(*) FROM review_agent_learning_vectors WHERE namespace LIKE 'user.erin.%'"
+            with psycopg.connect(env["DATABASE_URL"]) as conn:
+                return conn.execute(sql).fetchone()[0] + rows("review-agent.vectors.%.user.erin.%")  # type: ignore[index]
+        return rows("review-agent.vectors.%.user.erin.%")
+
+    assert vectors() == 1
+    if "DATABASE_URL" in env:
+        assert rows("review-agent.vectors.%") == 0  # all of them in the pgvector table
     r = run_cli(["prefs", "forget", "--user", "erin"], env, tmp_path)
     assert r.returncode == 0 and "2 items deleted" in r.stdout, r.stdout + r.stderr
     assert "no preferences" in run_cli(["prefs", "list", "--user", "erin"], env, tmp_path).stdout
-    assert rows("user.erin%") == 0 and rows("review-agent.vectors.%.user.erin.%") == 0
+    assert rows("user.erin%") == 0 and vectors() == 0
 
 
 @pytest.mark.postgres

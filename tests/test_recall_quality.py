@@ -1,11 +1,13 @@
 """Recall measured on a labelled set (issue 14): learnings × files, each file related to exactly
 one learning. With at most three learnings per prompt, the right one must reach at least 80 % of
 the files — offline (lexical and path globs) and with the model server's embeddings (the fake
-server's, through the real OpenAI client). The figures are printed (`pytest -s` shows them)."""
+server's, through the real OpenAI client), in memory and on Postgres (where the vector search
+runs in pgvector). The figures are printed (`pytest -s` shows them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,11 @@ from langgraph.store.memory import InMemoryStore
 
 from review_agent.config import Settings
 from review_agent.patches import parse_patch
-from review_agent.storage.embeddings import choose_embedder
+from review_agent.storage.embeddings import Embedder, choose_embedder
+from review_agent.storage.factory import open_storage
 from review_agent.storage.lexical import glob_matches, path_globs
 from review_agent.storage.memory import MAX_RECALLED, Learnings
+from review_agent.storage.pgvectors import PgVectors
 from tests.fakes.openai_server import FakeOpenAI
 
 LEARNINGS = {
@@ -170,8 +174,31 @@ def _print(title: str, recall: float, precision: float, got: dict[str, list[str]
         print(f"  {mark} {path:45} wants {FILES[path][0]:10} got {', '.join(labels) or '-'}")
 
 
-def test_offline_recall_on_the_labelled_set() -> None:
-    recall, precision, got = measure(Learnings(InMemoryStore(), None))
+MakeLearnings = Callable[[Embedder | None], Learnings]
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
+def make_learnings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeLearnings]:
+    """Learnings in an in-memory store, or in a fresh Postgres database (vectors in pgvector)."""
+    with ExitStack() as stack:
+
+        def make(embedder: Embedder | None) -> Learnings:
+            if request.param == "memory":
+                return Learnings(InMemoryStore(), embedder)
+            from tests.pg import temp_database
+
+            url = stack.enter_context(temp_database("ra_recall"))
+            settings = Settings(DATABASE_URL=url, REVIEW_AGENT_HOME=tmp_path)  # type: ignore[call-arg]
+            storage = stack.enter_context(open_storage(settings))
+            assert isinstance(storage.vectors, PgVectors)
+            storage.embedder = embedder
+            return storage.learnings()
+
+        yield make
+
+
+def test_offline_recall_on_the_labelled_set(make_learnings: MakeLearnings) -> None:
+    recall, precision, got = measure(make_learnings(None))
     _print("offline (lexical + path globs)", recall, precision, got)
     assert recall >= 0.8
     # the two learnings that the hashing embedding missed reach their files
@@ -188,10 +215,12 @@ def embedding_settings(tmp_path: Path) -> Iterator[Settings]:
         assert fake.embedding_calls > 0  # the vectors did come from the server
 
 
-def test_recall_with_the_model_servers_embeddings_on_the_labelled_set(embedding_settings: Settings) -> None:
+def test_recall_with_the_model_servers_embeddings_on_the_labelled_set(
+    embedding_settings: Settings, make_learnings: MakeLearnings
+) -> None:
     embedder = choose_embedder(embedding_settings)
     assert embedder is not None
-    recall, precision, got = measure(Learnings(InMemoryStore(), embedder))
+    recall, precision, got = measure(make_learnings(embedder))
     _print(f"with embeddings ({embedder.id}, fake server)", recall, precision, got)
     assert recall >= 0.8
 

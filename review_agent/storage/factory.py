@@ -2,7 +2,9 @@
 
 The maintained savers and stores do the work; this module only opens their connections with the
 options they need, sets a database up on first use (``storage/migrations.py``), and turns "cannot
-connect" into ServiceUnavailable (exit code 3) and a bad location into one line.
+connect" into ServiceUnavailable (exit code 3) and a bad location into one line. On Postgres it
+also chooses where memory's vectors live: pgvector when the database has (or lets us create) the
+extension, else store items scored in Python, said once (``storage/pgvectors.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -29,8 +32,11 @@ from review_agent.redaction import redact_url
 from review_agent.storage.audit import AuditLog, postgres_audit, sqlite_audit
 from review_agent.storage.embeddings import Embedder, choose_embedder
 from review_agent.storage.memory import Learnings
-from review_agent.storage.migrations import apply_pending, record_setup, setup_is_current
+from review_agent.storage.migrations import MigrationContext, apply_pending, record_setup, setup_is_current
+from review_agent.storage.pgvectors import PgVectors, PgVectorState, pgvector_state, unavailable_reason
+from review_agent.storage.pgvectors import setup as pgvector_setup
 from review_agent.storage.serde import StrictSerializer
+from review_agent.storage.vectors import VectorCache, VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +49,39 @@ class Storage:
     audit: AuditLog  # the append-only event log, in the same database (never pruned)
     embedder: Embedder | None = None  # None: offline, recall is lexical
     migrated: list[str] = field(default_factory=list)  # migrations this opening applied
+    vectors: VectorIndex | None = None  # learnings' vectors: pgvector, or store items (None)
+    memory_note: str | None = None  # Postgres without pgvector: why, and what to do
 
     def learnings(self) -> Learnings:
-        return Learnings(self.store, self.embedder)
+        return Learnings(self.store, self.embedder, self.vectors)
+
+
+@dataclass
+class _PgMemory:
+    """pgvector on one Postgres database: what it has, its setup with the rest, or why not."""
+
+    conn: Any  # the store's connection: the state and the setup run on it
+    vectors: PgVectors
+    state: PgVectorState
+    note: str | None = None
+
+    def context(self, store: BaseStore) -> MigrationContext:
+        return MigrationContext(store, "postgres", self.vectors if self.state.ready else None)
+
+    def arrived(self) -> bool:
+        """The extension was enabled since our setup (by a superuser): our table is next."""
+        return self.state.version is not None and not self.state.table
+
+    def setup(self) -> None:
+        self.note = pgvector_setup(self.conn)
+        self.state = pgvector_state(self.conn)
+        self.vectors.version = self.state.version
+
+    def index(self, store: BaseStore) -> tuple[VectorIndex, str | None]:
+        if self.state.ready:
+            return self.vectors, None
+        note = self.note or unavailable_reason(self.conn)
+        return VectorCache(store, fallback=note), note
 
 
 def check_location(settings: Settings) -> None:
@@ -152,17 +188,27 @@ SETUP_LOCK = 0x7265766965772D61  # "review-a": one process sets a Postgres datab
 
 
 def _setup(
-    checkpointer: BaseCheckpointSaver, store: BaseStore, audit: AuditLog, ready: bool, *, force: bool
+    checkpointer: BaseCheckpointSaver,
+    store: BaseStore,
+    audit: AuditLog,
+    ready: bool,
+    *,
+    force: bool,
+    pg: _PgMemory | None,
 ) -> list[str]:
-    """First use, ``db init`` (force), or a library upgrade: the savers' and the store's own
-    setup, then our pending migrations. Otherwise nothing: opening a current database writes
-    nothing. Returns the migrations applied."""
-    if not force and ready and setup_is_current(store):
+    """First use, ``db init`` (force), a library upgrade, or the vector extension enabled since:
+    the savers' and the store's own setup, pgvector's, then our pending migrations. Otherwise
+    nothing: opening a current database writes nothing. Returns the migrations applied."""
+    ctx = pg.context(store) if pg else MigrationContext(store, "sqlite")
+    if not force and ready and setup_is_current(ctx) and not (pg and pg.arrived()):
         return []
     checkpointer.setup()
     store.setup()  # type: ignore[attr-defined]
     audit.setup()
-    ran = apply_pending(store)
+    if pg:
+        pg.setup()
+        ctx = pg.context(store)
+    ran = apply_pending(ctx)
     record_setup(store)
     return ran
 
@@ -242,6 +288,7 @@ def open_storage(settings: Settings, *, setup: bool = False, read_only: bool = F
     with ExitStack() as stack:
         url = settings.database_url
         tables: set[str]
+        pg: _PgMemory | None = None
         if not url:
             path = settings.sqlite_path
             backend = f"sqlite ({path})"
@@ -270,6 +317,10 @@ def open_storage(settings: Settings, *, setup: bool = False, read_only: bool = F
             stack.callback(_quietly(store_conn.close))
             with translated_errors(settings):
                 tables = _postgres_tables(store_conn)
+                state = pgvector_state(store_conn)
+            vectors = PgVectors(lambda: _open_postgres(url, read_only=read_only), state.version)
+            stack.callback(_quietly(vectors.close))
+            pg = _PgMemory(store_conn, vectors, state)
             checkpointer = PostgresSaver(saver_conn, serde=StrictSerializer())
             store = PostgresStore(store_conn, ttl=_ttl(read_only))
             audit = postgres_audit(lambda: _open_postgres(url, read_only=read_only))
@@ -281,7 +332,12 @@ def open_storage(settings: Settings, *, setup: bool = False, read_only: bool = F
         migrated: list[str] = []
         if not read_only:
             with translated_errors(settings), _setup_errors(), _setup_lock(store_conn if url else None):
-                migrated = _setup(checkpointer, store, audit, ready, force=setup)
+                migrated = _setup(checkpointer, store, audit, ready, force=setup, pg=pg)
+        index: VectorIndex | None = None
+        note: str | None = None
+        if pg is not None:
+            with translated_errors(settings):
+                index, note = pg.index(store)
         if settings.redis_url:
             from review_agent.storage.redis import RedisTierSaver
 
@@ -296,7 +352,7 @@ def open_storage(settings: Settings, *, setup: bool = False, read_only: bool = F
             checkpointer = tier
             backend += " + redis"
         with translated_errors(settings):
-            yield Storage(checkpointer, store, backend, audit, embedder, migrated)
+            yield Storage(checkpointer, store, backend, audit, embedder, migrated, index, note)
 
 
 def _ttl(read_only: bool) -> TTLConfig | None:

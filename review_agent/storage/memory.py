@@ -8,18 +8,21 @@ is refused (credentials, oversized or empty text) is said in ``storage/admission
 
 Recall is hybrid (``Recall``): lexical over the learning's text against the file's path, names
 and hunks, plus the path globs the learning names, plus — when a model server's embeddings are
-configured — the cosine of their vectors. At most ``MAX_RECALLED`` learnings reach a prompt.
+configured — the cosine of their vectors for the ``VECTOR_CANDIDATES`` nearest learnings, found
+by pgvector in SQL on Postgres (``storage/pgvectors.py``), in Python elsewhere
+(``storage/vectors.py``). At most ``MAX_RECALLED`` learnings reach a prompt.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, PutOp
 
 from review_agent.errors import ReviewAgentError
 from review_agent.state.identity import stable_digest
@@ -27,7 +30,7 @@ from review_agent.storage.admission import check_learning, check_name
 from review_agent.storage.embeddings import Embedder
 from review_agent.storage.lexical import LexicalIndex, term_cosine
 from review_agent.storage.preferences import label
-from review_agent.storage.vectors import Ref, VectorCache, cosine
+from review_agent.storage.vectors import Ref, VectorCache, VectorIndex, cosine
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ VECTOR_MIN = 0.45  # a cosine this high is relevant on its own (the lexical scor
 GLOB_BONUS = 0.5  # a path the learning names matches the file
 OTHER_PATHS_FACTOR = 0.5  # the learning names paths and none is this file's
 VECTOR_WEIGHT = 0.5
+VECTOR_CANDIDATES = 20  # learnings the vector search returns per file (the rest score lexically)
+EMBED_BATCH = 256  # learnings embedded per request when recall makes missing vectors
 SUPPRESS_SCORE = 0.6  # a finding this close to a dismissed one is dropped
 
 
@@ -77,10 +82,12 @@ class Recalled:
 
 
 class Learnings:
-    def __init__(self, store: BaseStore, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, store: BaseStore, embedder: Embedder | None = None, vectors: VectorIndex | None = None
+    ) -> None:
         self.store = store
         self.embedder = embedder  # None: offline, recall is lexical
-        self.vectors = VectorCache(store)
+        self.vectors: VectorIndex = vectors if vectors is not None else VectorCache(store)
 
     def add(self, scope: tuple[str, str], text: str, origin: dict[str, Any] | None = None) -> Learning:
         return self.add_many([(scope, text, origin or {})])[0]
@@ -98,9 +105,12 @@ class Learnings:
             key = stable_digest(text.lower(), length=24)
             learned.append(Learning(key, text, (kind, name), {"at": now, **origin}))
         vectors = self.embedder.embed_documents([lr.text for lr in learned]) if self.embedder else []
-        for lr in learned:
-            value = {"text": lr.text, "origin": lr.origin}
-            self.store.put(scope_namespace(lr.scope), lr.key, value, index=False)
+        self.store.batch(
+            [
+                PutOp(scope_namespace(lr.scope), lr.key, {"text": lr.text, "origin": lr.origin}, index=False)
+                for lr in learned
+            ]
+        )
         if self.embedder and vectors:
             rows = [(lr.ref, v) for lr, v in zip(learned, vectors, strict=True)]
             self.vectors.put_many(self.embedder.id, rows)
@@ -117,9 +127,12 @@ class Learnings:
         ns = scope_namespace(scope)
         keys = [key] if key else [lr.key for lr in self.list(scope)]
         gone = [k for k in keys if self.store.get(ns, k) is not None]
+        refs = [(ns, k) for k in gone]
+        self.vectors.forget(refs)
+        if not isinstance(self.vectors, VectorCache):  # and any left as store items by an
+            VectorCache(self.store).forget(refs)  # earlier fallback, before pgvector was there
         for k in gone:
             self.store.delete(ns, k)
-        self.vectors.forget([(ns, k) for k in gone])
         return len(gone)
 
     def any(self, scopes: list[tuple[str, str]]) -> bool:
@@ -130,7 +143,7 @@ class Learnings:
     def recall(self, scopes: list[tuple[str, str]]) -> Recall:
         """Everything in these scopes, indexed once for a review."""
         found = [lr for s in scopes for lr in self.list(s)]
-        return Recall(found, self)
+        return Recall(found, self, [scope_namespace(s) for s in scopes])
 
     def similarity(self, a: str, b: str) -> float:
         """How alike two findings are (0..1): their vectors' cosine with an embedder, else the
@@ -146,48 +159,63 @@ class Learnings:
 
 
 class Recall:
-    """One review's view of the learnings in its scopes: lexical index built once, vectors for
-    the embedder in use fetched once (and made for learnings that have none yet)."""
+    """One review's view of the learnings in its scopes: the lexical index built once; with an
+    embedder, the learnings that have no vector of it yet get one (batched), then each file asks
+    the vector index for its nearest learnings."""
 
-    def __init__(self, learnings: list[Learning], memory: Learnings) -> None:
+    def __init__(
+        self, learnings: list[Learning], memory: Learnings, namespaces: list[tuple[str, ...]]
+    ) -> None:
         self.learnings = learnings
         self.index = LexicalIndex([lr.text for lr in learnings])
         self.embedder = memory.embedder
-        self.vectors: dict[Ref, list[float]] = {}
+        self.vectors = memory.vectors
+        self.namespaces = namespaces
+        self._off_lock = threading.Lock()
         if self.embedder is not None and learnings:
-            self._load_vectors(memory.vectors)
+            self._make_missing_vectors()
 
-    def _load_vectors(self, cache: VectorCache) -> None:
+    def _make_missing_vectors(self) -> None:
         assert self.embedder is not None
-        refs = [lr.ref for lr in self.learnings]
         try:
-            self.vectors = cache.get_many(self.embedder.id, refs)
-            missing = [lr for lr in self.learnings if lr.ref not in self.vectors]
+            present = self.vectors.present(self.embedder.id, self.namespaces)
+            missing = [lr for lr in self.learnings if lr.ref not in present]
+            for start in range(0, len(missing), EMBED_BATCH):
+                batch = missing[start : start + EMBED_BATCH]
+                made = self.embedder.embed_documents([lr.text for lr in batch])
+                self.vectors.put_many(
+                    self.embedder.id, [(lr.ref, v) for lr, v in zip(batch, made, strict=True)]
+                )
             if missing:
-                made = self.embedder.embed_documents([lr.text for lr in missing])
-                rows = [(lr.ref, v) for lr, v in zip(missing, made, strict=True)]
-                cache.put_many(self.embedder.id, rows)
-                self.vectors.update(rows)
-                log.info("made %d learning vector(s) for %s", len(rows), self.embedder.id)
+                log.info("made %d learning vector(s) for %s", len(missing), self.embedder.id)
         except ReviewAgentError as exc:
             self._vectors_off(exc)
 
     def _vectors_off(self, exc: Exception) -> None:
-        log.warning("learnings recalled by their words only (embeddings unavailable: %s)", exc)
-        self.embedder = None
-        self.vectors = {}
+        with self._off_lock:  # files are recalled in parallel: one warning
+            if self.embedder is None:
+                return
+            self.embedder = None
+        log.warning("learnings recalled by their words only (vectors unavailable: %s)", exc)
+
+    def _nearest(self, path: str, text: str) -> dict[Ref, float]:
+        """Cosine similarity of the nearest learnings to this file ({} offline)."""
+        embedder = self.embedder
+        if embedder is None:
+            return {}
+        try:
+            query = embedder.embed_query(f"{path}\n{text}")
+            return self.vectors.nearest(embedder.id, self.namespaces, query, VECTOR_CANDIDATES)
+        except ReviewAgentError as exc:
+            self._vectors_off(exc)
+            return {}
 
     def scored(self, path: str, text: str) -> list[Learning]:
         """The learnings relevant to this file, best first (dismissals of other files left out)."""
         if not self.learnings:
             return []
         lexical = self.index.score(path, text)
-        query: list[float] | None = None
-        if self.embedder is not None and self.vectors:
-            try:
-                query = self.embedder.embed_query(f"{path}\n{text}")
-            except ReviewAgentError as exc:
-                self._vectors_off(exc)
+        nearest = self._nearest(path, text)
         found: list[Learning] = []
         for lr, lex in zip(self.learnings, lexical, strict=True):
             glob = lex.glob
@@ -197,11 +225,11 @@ class Recall:
                 if lr.origin.get("path") != path:
                     continue
                 glob = True
-            vec = cosine(query, self.vectors[lr.ref]) if query and lr.ref in self.vectors else None
+            vec = nearest.get(lr.ref)
             # a rule that names other paths needs more of its words in this file
             score = lex.score * (OTHER_PATHS_FACTOR if glob is False else 1.0)
-            lexical = score >= LEXICAL_MIN or (lex.matched >= 2 and score >= LEXICAL_MIN_TWO_TERMS)
-            if not (glob is True or lexical or (vec or 0.0) >= VECTOR_MIN):
+            wordy = score >= LEXICAL_MIN or (lex.matched >= 2 and score >= LEXICAL_MIN_TWO_TERMS)
+            if not (glob is True or wordy or (vec or 0.0) >= VECTOR_MIN):
                 continue
             score += GLOB_BONUS if glob else 0.0
             score += VECTOR_WEIGHT * max(vec or 0.0, 0.0)

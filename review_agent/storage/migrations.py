@@ -8,7 +8,8 @@ older one is brought forward.
 - ``FORMATS``: the current version of each format, recorded in the store at setup.
 - ``MIGRATIONS``: named functions, applied in order, each once per database, each recorded
   under ``("review-agent", "migrations")`` with when it ran. A second ``db init`` finds them all
-  recorded and runs none.
+  recorded and runs none. A migration into pgvector runs only on Postgres, and there waits,
+  unrecorded, until the extension is there.
 - The setup of the savers and stores themselves is recorded with the library versions that did
   it, so it runs on first use, from ``db init``, and again only after an upgrade — never on every
   command, and never from a read-only one (``storage/factory.py``).
@@ -21,10 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, PutOp
 
-from review_agent.storage.vectors import VectorCache
+from review_agent.storage.vectors import EMBEDDERS_NS, VECTORS_NS, VectorCache
+
+if TYPE_CHECKING:
+    from review_agent.storage.pgvectors import PgVectors
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,9 @@ FORMATS: dict[str, int] = {
     "vectors": 1,
     # ("review-agent", "embedders") -> {"id", "dims", "since"}, one per embedder with vectors
     "embedder_records": 1,
+    # Postgres with pgvector: review_agent_learning_vectors(namespace, key, embedder, dims,
+    # embedding vector), one partial HNSW index per embedder and size (storage/pgvectors.py)
+    "pgvector_table": 1,
     # `prefs export` files
     "export": 1,
 }
@@ -54,9 +62,21 @@ SETUP_LIBRARIES = (
 
 
 @dataclass(frozen=True)
+class MigrationContext:
+    store: BaseStore
+    backend: str  # "sqlite" | "postgres"
+    pgvectors: PgVectors | None = None  # Postgres with the extension and our table
+
+
+@dataclass(frozen=True)
 class Migration:
     name: str
-    run: Callable[[BaseStore], None]
+    run: Callable[[MigrationContext], None]
+    needs_pgvector: bool = False  # Postgres only, and waits until the extension is there
+
+    def due(self, ctx: MigrationContext) -> bool:
+        """Whether it can run on this database now (else it waits, unrecorded)."""
+        return not self.needs_pgvector or ctx.pgvectors is not None
 
 
 def _now() -> str:
@@ -86,12 +106,13 @@ def _learning_namespaces(store: BaseStore) -> list[tuple[str, ...]]:
     return found
 
 
-def learnings_without_embedded_vectors(store: BaseStore) -> None:
+def learnings_without_embedded_vectors(ctx: MigrationContext) -> None:
     """Format 1 kept a vector inside each learning (SQLite) and one embedding record for the
     whole database, refusing any other embedder. The vectors of a model's embeddings move to the
     per-embedder cache; the local hashing ones are dropped (offline recall is lexical now). On
     Postgres the store's own vector rows are left where they are and unused: a model's vectors
     are made again, once, the first time recall needs them."""
+    store = ctx.store
     meta = store.get(LEGACY_META_NS, "embeddings")
     embedder: str | None = None
     if meta is not None and str(meta.value.get("name", "")).startswith("openai:"):
@@ -110,8 +131,35 @@ def learnings_without_embedded_vectors(store: BaseStore) -> None:
         store.delete(LEGACY_META_NS, "embeddings")
 
 
+def learning_vectors_into_pgvector(ctx: MigrationContext) -> None:
+    """The vectors kept as store items (the format before pgvector, or written while this
+    database had no extension) move into the pgvector table, then leave the store. Only where
+    pgvector is: on SQLite the store items are the format."""
+    assert ctx.pgvectors is not None  # due() says so
+    store = ctx.store
+    ids = {i.key: str(i.value.get("id", i.key)) for i in store.search(EMBEDDERS_NS, limit=10_000)}
+    for ns in store.list_namespaces(prefix=VECTORS_NS, limit=1_000_000):
+        if len(ns) < len(VECTORS_NS) + 2:
+            continue
+        embedder = ids.get(ns[len(VECTORS_NS)], _unlabel(ns[len(VECTORS_NS)]))
+        learning_ns = tuple(ns[len(VECTORS_NS) + 1 :])
+        items = [i for i in store.search(ns, limit=1_000_000) if tuple(i.namespace) == tuple(ns)]
+        rows = [((learning_ns, i.key), [float(x) for x in i.value["v"]]) for i in items if i.value.get("v")]
+        for start in range(0, len(rows), 500):
+            ctx.pgvectors.put_many(embedder, rows[start : start + 500])
+        if items:
+            store.batch([PutOp(tuple(ns), i.key, None) for i in items])
+    if ids:
+        store.batch([PutOp(EMBEDDERS_NS, key, None) for key in ids])
+
+
+def _unlabel(text: str) -> str:
+    return text.replace("%2E", ".").replace("%25", "%")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("learnings_without_embedded_vectors", learnings_without_embedded_vectors),
+    Migration("learning_vectors_into_pgvector", learning_vectors_into_pgvector, needs_pgvector=True),
 )
 
 
@@ -119,15 +167,16 @@ def applied(store: BaseStore) -> set[str]:
     return {i.key for i in store.search(MIGRATIONS_NS, limit=10_000)}
 
 
-def apply_pending(store: BaseStore) -> list[str]:
-    """Run the migrations this database has not had, in order; record each as it finishes.
-    Returns their names (empty when the database is current)."""
+def apply_pending(ctx: MigrationContext) -> list[str]:
+    """Run the migrations this database has not had and can have now, in order; record each as
+    it finishes. Returns their names (empty when the database is current)."""
+    store = ctx.store
     done = applied(store)
     ran: list[str] = []
     for migration in MIGRATIONS:
-        if migration.name in done:
+        if migration.name in done or not migration.due(ctx):
             continue
-        migration.run(store)
+        migration.run(ctx)
         store.put(MIGRATIONS_NS, migration.name, {"at": _now()}, index=False)
         log.info("migrated the store: %s", migration.name)
         ran.append(migration.name)
@@ -145,13 +194,13 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def setup_is_current(store: BaseStore) -> bool:
+def setup_is_current(ctx: MigrationContext) -> bool:
     """Whether the savers' and the store's own setup ran with these library versions and every
-    migration of ours is recorded: then opening the database writes nothing."""
-    item = store.get(SETUP_NS, "libraries")
+    migration of ours that can run here is recorded: then opening the database writes nothing."""
+    item = ctx.store.get(SETUP_NS, "libraries")
     if item is None or item.value.get("versions") != library_versions():
         return False
-    return {m.name for m in MIGRATIONS} <= applied(store)
+    return {m.name for m in MIGRATIONS if m.due(ctx)} <= applied(ctx.store)
 
 
 def record_setup(store: BaseStore) -> None:
