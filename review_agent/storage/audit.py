@@ -493,8 +493,15 @@ class AuditRun:
         try:
             self._put(RUN_ENDED, row)
         except Exception as exc:
-            log.warning(
-                "could not record the end of run %s in the audit log: %s", self.run_id, one_line(str(exc))
+            # A run ending in failure already tells the user why (usually the same lost database:
+            # one line, not two); the next run marks it killed. A clean end that cannot be
+            # recorded is worth a warning.
+            level = logging.WARNING if outcome == "finished" else logging.DEBUG
+            log.log(
+                level,
+                "could not record the end of run %s in the audit log: %s",
+                self.run_id,
+                one_line(str(exc)),
             )
 
     def ended_by(self, exc: BaseException) -> None:
