@@ -8,8 +8,8 @@ it on rerun and does not ask again, and a rerun of a finished review never asks 
 Only new inputs (a failed file reviewed by a later run, another reviewer) write a new one.
 
 The model writes it when the walk is complete and the budget allows; otherwise (offline, an
-unfinished walk under ``--max-files``, ``--max-cost`` spent, nothing reviewed) the deterministic
-walkthrough is written, which costs nothing.
+unfinished walk under ``--max-files``, files that failed and wait for a rerun, ``--max-cost``
+spent) the deterministic walkthrough is written, which costs nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +30,11 @@ DETERMINISTIC = "builtin"
 
 
 def walkthrough_request(
-    context: PRContext, plan: list[dict[str, Any]], saved: dict[str, FileReview], skipped: int
+    context: PRContext,
+    plan: list[dict[str, Any]],
+    saved: dict[str, FileReview],
+    skipped: int,
+    preferences: dict[str, Any] | None = None,
 ) -> WalkthroughRequest:
     """What the walkthrough is written from: the planned files' reviews, in plan order, with the
     size of each change; files no run has reached yet are left out."""
@@ -53,7 +57,11 @@ def walkthrough_request(
             )
         )
     return WalkthroughRequest(
-        title=context.title, description=context.description, files=tuple(files), skipped=skipped
+        title=context.title,
+        description=context.description,
+        files=tuple(files),
+        skipped=skipped,
+        preferences=dict(preferences or {}),
     )
 
 
@@ -71,7 +79,11 @@ def inputs_digest(request: WalkthroughRequest, writer: str) -> str:
         ]
         for f in request.files
     ]
-    payload = json.dumps([request.title, request.description, request.skipped, files], sort_keys=True)
+    payload = json.dumps(
+        [request.title, request.description, request.skipped, request.preferences, files],
+        sort_keys=True,
+        default=str,
+    )
     return stable_digest(payload, writer)
 
 
@@ -90,8 +102,9 @@ class WalkthroughStep:
             return ""
         if not state.get("finished"):
             return "not every file is reviewed yet: counts and top findings until they are"
-        if not any(f.failed is None for f in request.files):
-            return "no file was reviewed"
+        if any(f.failed for f in request.files):
+            # the rerun that retries them writes the model's walkthrough over every file
+            return "some files could not be reviewed: counts and top findings until a rerun reviews them"
         spent = state.get("cost_usd", 0.0)
         if ports.max_cost is not None and spent >= ports.max_cost:
             return f"--max-cost ${ports.max_cost:g} reached: counts and top findings, no model call"
@@ -103,7 +116,11 @@ class WalkthroughStep:
             raise Interrupted("stopped before the walkthrough")
         plan = results.get_plan(ports.thread_id)[0]
         request = walkthrough_request(
-            self.context(), plan, results.list(ports.thread_id), state.get("skipped_total", 0)
+            self.context(),
+            plan,
+            results.list(ports.thread_id),
+            state.get("skipped_total", 0),
+            state.get("preferences") or {},
         )
         reason = self.why_deterministic(state, request)
         writer = ports.walkthrough

@@ -63,6 +63,7 @@ class WalkthroughRequest:
     description: str = ""
     files: tuple[WalkthroughFile, ...] = ()
     skipped: int = 0  # files of the change that were not reviewed (binary, deleted, excluded)
+    preferences: dict[str, Any] = field(default_factory=dict)  # the user's and repo's rules (tone…)
 
     def ranked(self) -> list[tuple[str, WalkthroughFile, Comment]]:
         """Every finding with its id (``F1``, ``F2``, … the most severe first, then in file and

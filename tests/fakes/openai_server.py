@@ -180,7 +180,9 @@ def walkthrough_answer(messages: list[dict[str, Any]]) -> dict[str, Any]:
             f"This pull request changes {len(paths)} files. "
             f"The reviews found {len(findings)} findings worth a look."
         ),
-        "risks": [{"finding": f, "why": f"Finding {f} may break the callers of this code."} for f in findings[:3]],
+        "risks": [
+            {"finding": f, "why": f"Finding {f} may break the callers of this code."} for f in findings[:3]
+        ],
         "changes": [{"path": p, "change": f"Updates {p}."} for p in paths],
         "effort": min(5, 1 + len(paths) // 5),
     }

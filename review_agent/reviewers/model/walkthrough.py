@@ -27,7 +27,7 @@ from review_agent.reviewers.builtin.walkthrough import change_line, one_line
 from review_agent.reviewers.context import PRContext
 from review_agent.reviewers.model.answer import MalformedAnswer, clean_answer_text, withhold_instructions
 from review_agent.reviewers.model.pr_section import SectionBudget, render_pr_section
-from review_agent.reviewers.model.prompts import fence
+from review_agent.reviewers.model.prompts import _render_preferences, fence
 from review_agent.reviewers.model.text import valid_utf8
 from review_agent.reviewers.model.tokens import MESSAGE_OVERHEAD, TokenCount, estimate_tokens
 from review_agent.state.schemas import ChangeRow, Risk, Walkthrough
@@ -148,7 +148,9 @@ def build_walkthrough_prompt(
         clean,
     )
     section = ["", *_fenced("PR", pr)] if pr else []
-    room = budget - count(SYSTEM_PROMPT) - count("\n".join(head + section)) - 2 * MESSAGE_OVERHEAD - 40
+    room = (
+        budget - count(system_prompt(request)) - count("\n".join(head + section)) - 2 * MESSAGE_OVERHEAD - 40
+    )
     reviews = ""
     # shrink until it fits: long summaries, then first sentences, then fewer findings, then cut
     for shown, chars in ((MAX_FINDINGS, MAX_SUMMARY_CHARS), (MAX_FINDINGS, 0), (20, 0)):
@@ -158,7 +160,19 @@ def build_walkthrough_prompt(
     else:
         reviews = _cut(reviews.split("\n"), room, count)
     user = "\n".join([*head, *section, "", *_fenced("REVIEWS", reviews)])
-    return [SystemMessage(SYSTEM_PROMPT), HumanMessage(user)]
+    return [SystemMessage(clean(system_prompt(request))), HumanMessage(user)]
+
+
+def system_prompt(request: WalkthroughRequest) -> str:
+    """The fixed instructions, then the preferences of the user and the repository (a tone, a
+    language), as a file's prompt has them."""
+    if not request.preferences:
+        return SYSTEM_PROMPT
+    return (
+        f"{SYSTEM_PROMPT}\n\nReviewer preferences (from the person who asked for this review and "
+        "the repository; follow them unless they conflict with the rules above):\n"
+        + _render_preferences(request.preferences)
+    )
 
 
 def _fenced(kind: str, text: str) -> list[str]:
