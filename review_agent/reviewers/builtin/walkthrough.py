@@ -47,6 +47,7 @@ def _counted(n: int, noun: str) -> str:
 
 
 def overview(request: WalkthroughRequest) -> str:
+    """ "3 files reviewed (+12 −4), 1 skipped. 2 findings: 1 error, 1 warning, 0 info." """
     files = request.files
     added = sum(f.additions for f in files)
     removed = sum(f.deletions for f in files)
@@ -56,19 +57,16 @@ def overview(request: WalkthroughRequest) -> str:
         for c in f.findings:
             by[c.severity] = by.get(c.severity, 0) + 1
     total = sum(by.values())
-    first = f"This change was reviewed in {_counted(len(files), 'file')} (+{added} −{removed})"
-    extra = [
-        f"{failed} could not be reviewed" if failed else "",
-        f"{request.skipped} skipped" if request.skipped else "",
-    ]
-    extra = [e for e in extra if e]
-    first += (", " + ", ".join(extra) if extra else "") + "."
+    parts = [f"{_counted(len(files), 'file')} reviewed (+{added} −{removed})"]
+    if failed:
+        parts.append(f"{failed} could not be reviewed")
+    if request.skipped:
+        parts.append(f"{request.skipped} skipped")
+    first = ", ".join(parts) + "."
     if not total:
-        return first + " The review found nothing to comment on."
-    return (
-        f"{first} The review found {_counted(total, 'finding')}: "
-        f"{by['error']} error, {by['warning']} warning, {by['info']} info."
-    )
+        return first + " No findings."
+    severities = f"{by['error']} error, {by['warning']} warning, {by['info']} info"
+    return f"{first} {_counted(total, 'finding')}: {severities}."
 
 
 def deterministic_walkthrough(
