@@ -84,9 +84,18 @@ def test_the_same_finding_on_several_files_is_one_comment_listing_the_others(gh:
             path(3): [],
         }
     )
+    rep.walkthrough = Walkthrough(
+        overview="Adds calls.", risks=[Risk(path=path(0), line=3, text="No timeout.")]
+    )
     result = publisher(gh).publish(rep)
     comments = inline(gh)
     assert sorted((c["path"], c["line"]) for c in comments) == [(path(1), 9), (path(2), 7)]
+    # the walkthrough's risk on a place that is not its own comment links to the one that is
+    anchor2 = hashlib.sha256(path(2).encode()).hexdigest()
+    assert (
+        f"[`{path(0)}` line 3]({PR_URL}/files#diff-{anchor2}R7): No timeout."
+        in gh.reviews("octo", "demo", 7)[0]["body"]
+    )
     lead = next(c for c in comments if c["path"] == path(2))
     assert lead["body"].startswith(f"**error**: {same}")
     anchor0 = hashlib.sha256(path(0).encode()).hexdigest()

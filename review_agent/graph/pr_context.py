@@ -9,14 +9,16 @@ instead of building it again, and every file of one review sees the same context
 description is edited mid-review keeps the one it was planned with). A review planned before
 the context existed, or forked from one, builds it on first use.
 
-The texts read to build it are kept for the file reviews that follow in the same process (each
-file's prompt needs its text again), within a bound, so a file is read once, not twice.
+The texts read to build it are read a few at a time (the review's concurrency), and kept for the
+file reviews that follow in the same process (each file's prompt needs its text again), within a
+bound, so a file is read once, not twice.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from review_agent.reviewers.context import PRContext, build_pr_context
@@ -73,18 +75,37 @@ class ReviewContext:
 
     def build(self, files: Iterable[ChangedFile], planned: Iterable[str]) -> PRContext:
         """Build the context from the change's files (the texts of the planned code files are
-        read, once) and save it; called by the plan step."""
+        read once, ``concurrency`` at a time, a window ahead of their use) and save it; called
+        by the plan step."""
         ports = self.ports
+        files = list(files)
         wanted = {p for p in planned if is_code(p)}
+        order = [f.path for f in files if f.path in wanted and f.status != "removed"]
+        width = max(1, ports.concurrency)
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="context") as pool:
+            ahead: dict[str, Future[str | None]] = {}
+            queue = iter(order)
 
-        def contents(path: str) -> str | None:
-            if path not in wanted:
-                return None
-            text = ports.source.get_content(path)
-            self.contents.put(path, text)
-            return text
+            def top_up() -> None:
+                for path in queue:
+                    ahead[path] = pool.submit(ports.source.get_content, path)
+                    if len(ahead) >= width * 2:
+                        return
 
-        context = build_pr_context(ports.target.title, ports.target.description, files, contents)
+            def contents(path: str) -> str | None:
+                if path not in wanted:
+                    return None
+                top_up()
+                future = ahead.pop(path, None)
+                text = future.result() if future is not None else ports.source.get_content(path)
+                self.contents.put(path, text)
+                return text
+
+            try:
+                context = build_pr_context(ports.target.title, ports.target.description, files, contents)
+            finally:
+                for future in ahead.values():
+                    future.cancel()
         ports.results.put_pr_context(ports.thread_id, context.to_dict())
         with self._lock:
             self._context = context

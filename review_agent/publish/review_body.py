@@ -239,7 +239,13 @@ def main_body(report: ReviewReport, ctx: BodyContext, review_fp: str) -> tuple[s
         def prose(text: str) -> str:
             return sanitize(text, host=host)
 
+        # a finding posted once for several places: its risk links to where the comment is
+        lead_of = {(p, c.line, c.side): i for i in ctx.items for p, c in i.others}
+
         def link(risk: Risk) -> str | None:
+            lead = lead_of.get((risk.path, risk.line, risk.side))
+            if lead is not None:
+                return diff_link(pr_url, lead.path, lead.comment.line, lead.comment.side)
             return diff_link(pr_url, risk.path, risk.line, risk.side)
 
         pieces.append(
