@@ -26,7 +26,7 @@ from typing import Any, Literal
 from github.PullRequest import ReviewComment
 
 from review_agent.publish.fingerprints import marker
-from review_agent.publish.markdown import fit, sanitize
+from review_agent.publish.markdown import fit, sanitize, strip_markers
 from review_agent.state.schemas import SEVERITY_ORDER, Comment
 
 BODY_LIMIT = 65536  # GitHub's limit on a review body and on an inline comment body
@@ -52,8 +52,9 @@ def diff_link(pr_url: str | None, path: str, line: int, side: str = "RIGHT") -> 
 
 
 def code(path: str) -> str:
-    """A path as a code span (a backtick in a file name would end it early)."""
-    return "`" + path.replace("`", "'") + "`"
+    """A path as a code span (a backtick in a file name would end it early, and a name shaped
+    like our fingerprint marker would forge one: the publisher finds markers by text)."""
+    return "`" + strip_markers(path).replace("`", "'").replace("\n", " ") + "`"
 
 
 def _where(c: Comment) -> str:
