@@ -28,6 +28,7 @@ from github.PullRequest import ReviewComment
 from review_agent.publish.fingerprints import marker
 from review_agent.publish.markdown import fit, sanitize, strip_markers
 from review_agent.state.schemas import SEVERITY_ORDER, Comment
+from review_agent.textsafe import md_code
 
 BODY_LIMIT = 65536  # GitHub's limit on a review body and on an inline comment body
 MOVED_COMMENT_LIMIT = 8000  # one comment moved to the body may not crowd out all the others
@@ -52,9 +53,11 @@ def diff_link(pr_url: str | None, path: str, line: int, side: str = "RIGHT") -> 
 
 
 def code(path: str) -> str:
-    """A path as a code span (a backtick in a file name would end it early, and a name shaped
-    like our fingerprint marker would forge one: the publisher finds markers by text)."""
-    return "`" + strip_markers(path).replace("`", "'").replace("\n", " ") + "`"
+    """A file name as one code span on one line: a newline in a name would end the line and
+    start a block of raw HTML (``a\n<img src=…>.py``), so control and bidi characters are shown
+    as visible escapes; the fence is longer than any backtick run in the name; and a name shaped
+    like our fingerprint marker loses it (the publisher finds markers by text, in code too)."""
+    return md_code(strip_markers(path))
 
 
 def _where(c: Comment) -> str:
