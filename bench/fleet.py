@@ -17,8 +17,8 @@ Two measurements, each on a fresh database:
    first (their start-up is not counted), then the N deliveries are sent; the wall time runs from
    the first delivery to the last review finished (the workers' job log). The ideal is what the
    model alone would take with perfect spreading: ceil(N / W) reviews per worker, each
-   ceil(F / C) model answers long, plus its walkthrough's one answer. Everything else (webhook, queue, GitHub reads, checkpoints,
-   posting) is the fleet's overhead.
+   ceil(F / C) model answers long, plus its walkthrough's one answer. Everything else (webhook,
+   queue, GitHub reads, checkpoints, posting) is the fleet's overhead.
 
 Nothing lost and nothing duplicated is checked on what the fake GitHub and the fake model saw:
 one review per pull request, one comment per file and none twice, one model call per file.
