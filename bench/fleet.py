@@ -17,8 +17,8 @@ Two measurements, each on a fresh database:
    first (their start-up is not counted), then the N deliveries are sent; the wall time runs from
    the first delivery to the last review finished (the workers' job log). The ideal is what the
    model alone would take with perfect spreading: ceil(N / W) reviews per worker, each
-   ceil(F / C) model answers long. Everything else (webhook, queue, GitHub reads, checkpoints,
-   posting) is the fleet's overhead.
+   ceil(F / C) model answers long, plus its walkthrough's one answer. Everything else (webhook,
+   queue, GitHub reads, checkpoints, posting) is the fleet's overhead.
 
 Nothing lost and nothing duplicated is checked on what the fake GitHub and the fake model saw:
 one review per pull request, one comment per file and none twice, one model call per file.
@@ -48,6 +48,7 @@ from review_agent.server.signature import sign
 from tests.app_fleet import SECRET, TOKEN, Fleet, post_webhook, pr_payload
 from tests.fakes.github_app_routes import FakeGitHubApp
 from tests.fakes.github_server import added_file_patch, make_file
+from tests.fakes.openai_server import WALKTHROUGH
 from tests.pg import temp_database
 
 
@@ -197,7 +198,9 @@ def fleet_run(
         calls = model.calls()
     finally:
         model.stop()
-    ideal = math.ceil(prs / workers) * math.ceil(files / concurrency) * latency
+    # each review: its files, then one walkthrough call
+    ideal = math.ceil(prs / workers) * (math.ceil(files / concurrency) + 1) * latency
+    walkthroughs = calls["by_path"].pop(WALKTHROUGH, 0)
     per_path = collections.Counter(calls["by_path"])
     return {
         "wall_s": wall,
@@ -206,7 +209,8 @@ def fleet_run(
         "reviews_posted": sum(reviews),
         "prs_with_one_review": sum(1 for r in reviews if r == 1),
         "comments_ok": comments_ok,
-        "model_calls": calls["total"],
+        "model_calls": calls["total"] - walkthroughs,
+        "walkthrough_calls": walkthroughs,
         "files_called_twice": sum(1 for n in per_path.values() if n > 1),
         "runs_finished": sum(1 for r in runs if r[3] == "finished"),
         "jobs": dict(jobs),

@@ -4,7 +4,9 @@
     include = ["src/**"]            # review only these paths (globs)
     exclude = ["docs/*", "*.snap"]  # never these
     max_files = 200                 # review at most this many files (the rest are skipped, said)
-    severity_threshold = "warning"  # drop findings below this
+    severity_threshold = "warning"  # the built-in reviewer drops findings below this; inline
+                                    # comments start here (default "warning": info goes to the body)
+    max_inline_comments = 25        # inline comments per review (default 25); the rest go to the body
     disabled_checks = ["todo"]      # built-in reviewer checks to turn off
     instructions = "We prefer early returns."
     model = "gpt-4o"                # the model for this repository (a --model flag still wins)
@@ -31,6 +33,7 @@ class RepoConfig(BaseModel):
     exclude: list[str] = Field(default_factory=list)
     max_files: int | None = Field(default=None, ge=1)
     severity_threshold: Literal["info", "warning", "error"] | None = None
+    max_inline_comments: int | None = Field(default=None, ge=0, le=1000)
     disabled_checks: list[str] = Field(default_factory=list)
     instructions: str | None = Field(default=None, max_length=4000)
     model: str | None = None

@@ -31,13 +31,14 @@ from review_agent.memory_hooks import (
 )
 from review_agent.publish.base import Publisher
 from review_agent.publish.report import ReviewReport, build_report
-from review_agent.reviewers.base import Reviewer, ReviewRequest, ReviewResult
+from review_agent.reviewers.base import Reviewer, ReviewRequest, ReviewResult, WalkthroughRequest
+from review_agent.reviewers.builtin.walkthrough import deterministic_walkthrough
 from review_agent.reviewers.pricing import cost_of, parse_price, price_for
 from review_agent.sources.base import ResolvedTarget, Source
 from review_agent.sources.factory import build_source
 from review_agent.sources.local import LocalGitSource
 from review_agent.state.identity import fork_thread_id, thread_id_for
-from review_agent.state.schemas import Usage
+from review_agent.state.schemas import Usage, Walkthrough
 from review_agent.storage.audit import FRESH, AuditRun
 from review_agent.storage.factory import Storage, open_storage
 from review_agent.storage.lease import thread_lease
@@ -128,6 +129,14 @@ class CountingReviewer:
         result = self.inner.review(request)
         self.calls += result.model_calls
         return result
+
+    def write_walkthrough(self, request: WalkthroughRequest) -> Walkthrough:
+        write = getattr(self.inner, "write_walkthrough", None)
+        written = (
+            write(request) if write is not None else deterministic_walkthrough(request, writer=self.name)
+        )
+        self.calls += written.model_calls
+        return written
 
 
 def default_user(target: ResolvedTarget) -> str | None:
@@ -285,6 +294,7 @@ class ReviewRun:
             run_cap=options.max_files,
             fresh=options.fresh,
             retry_interval=settings.retry_interval,
+            walkthrough=job.reviewer,
         )
         scopes = learning_scopes(job.user, job.target)
         if scopes:
@@ -439,6 +449,7 @@ class ReviewRun:
             done_before=done_before,
             offline=self.job.offline,
             repository_uri=self.job.repository_uri,
+            walkthrough=self.results.get_walkthrough(self.job.thread_id),
             not_reached_reason=(
                 f"not reviewed in this run (--max-files {cap}); rerun without it to review this file"
                 if cap and values.get("capped")

@@ -24,7 +24,7 @@ import yaml
 from review_agent.action import INPUTS, OUTPUTS, run_action
 from tests.conftest import cli_env
 from tests.fakes.github_server import FakeGitHub, added_file_patch, make_file
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import WALKTHROUGH, FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION_YML = ROOT / "action.yml"
@@ -291,7 +291,7 @@ def test_enterprise_host_from_github_server_url_on_workflow_dispatch(
     assert code == 0, log
     host = gh.root.split("://", 1)[1]
     assert job.outputs()["thread-id"] == f"{host}/{OWNER}/{REPO}#{NUMBER}@{HEAD}"
-    assert llm.total_calls == 2
+    assert llm.total_calls == 3 and llm.calls_for(WALKTHROUGH) == 1  # two files, one walkthrough
 
 
 def test_comment_on_a_pull_request_reviews_it(job: Job, llm: FakeOpenAI) -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from tests.app_fleet import TOKEN, comment_payload, fleet, post_webhook, pr_payload, small_files
 from tests.fakes.github_app_routes import FakeGitHubApp
-from tests.fakes.openai_server import Behaviour, FakeOpenAI
+from tests.fakes.openai_server import WALKTHROUGH, Behaviour, FakeOpenAI
 from tests.pg import temp_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -55,9 +55,12 @@ def posted_once(gh: FakeGitHubApp, owner: str, repo: str, number: int, files: in
 
 
 def model_calls_by_pr(model: FakeOpenAI) -> collections.Counter[str]:
-    """Model calls per (file path, tag): the fake's paths repeat across PRs, the tags don't."""
+    """Model calls per (file path, tag): the fake's paths repeat across PRs, the tags don't. The
+    walkthrough written after each review's files is counted apart (``calls_for(WALKTHROUGH)``)."""
     out: collections.Counter[str] = collections.Counter()
     for call in model.calls:
+        if call.path == WALKTHROUGH:
+            continue
         text = " ".join(str(m.get("content")) for m in call.messages)
         tag = next((w for w in text.split() if w.startswith("#t")), "?")
         out[f"{call.path}{tag}"] += 1
@@ -91,6 +94,7 @@ def test_three_workers_review_thirty_pull_requests_each_once(
         posted_once(github, "octo", pr.repo.name, pr.number, files=2)
     calls = model_calls_by_pr(model)
     assert len(calls) == 60 and set(calls.values()) == {1}, "a file was sent to the model twice"
+    assert model.calls_for(WALKTHROUGH) == 30  # one walkthrough per review
 
 
 def test_a_worker_killed_mid_review_is_finished_by_another(
@@ -127,7 +131,7 @@ def test_a_worker_killed_mid_review_is_finished_by_another(
         assert "dead worker requeued" in f.log("rescuer")
     # noticed within the stall threshold plus a margin (a check every threshold/2, a poll, a start)
     assert taken_over <= STALLED_AFTER + 12, taken_over
-    per_file = collections.Counter(c.path for c in model.calls)
+    per_file = collections.Counter(c.path for c in model.calls if c.path != WALKTHROUGH)
     assert set(per_file) == {f"pkg/mod{i:02d}.py" for i in range(files)}
     redone = {p for p, n in per_file.items() if n > 1}
     assert max(per_file.values()) <= 2 and "pkg/mod03.py" in redone and len(redone) <= 2, per_file
@@ -379,6 +383,7 @@ def test_sigterm_stops_a_worker_at_a_file_boundary_and_another_finishes_without_
         assert [r[3] for r in f.runs()] == ["requeued"]
         f.start_worker("second", "--concurrency", "2")
         f.wait_until(lambda: bool(f.runs("finished")), 60, "another worker to finish it")
-    per_file = collections.Counter(c.path for c in model.calls)
+    per_file = collections.Counter(c.path for c in model.calls if c.path != WALKTHROUGH)
     assert len(per_file) == 6 and set(per_file.values()) == {1}, per_file  # nothing redone
+    assert model.calls_for(WALKTHROUGH) == 1
     posted_once(github, "octo", "deploy", 1, files=6)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.crash import run_cli
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import WALKTHROUGH, FakeOpenAI
 
 # Each test runs the CLI several times in subprocesses: seconds each, so not in the unit tier.
 pytestmark = pytest.mark.slow
@@ -22,9 +22,12 @@ def test_usage_and_cost_are_reported(
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["usage"]["input_tokens"] > 0 and data["usage"]["output_tokens"] > 0
+    # every file, and the walkthrough written after them
     expected = sum(
-        (f["usage"]["input_tokens"] * 2 + f["usage"]["output_tokens"] * 8) / 1e6 for f in data["files"]
+        (u["input_tokens"] * 2 + u["output_tokens"] * 8) / 1e6
+        for u in [*(f["usage"] for f in data["files"]), data["walkthrough"]["usage"]]
     )
+    assert data["walkthrough"]["model_calls"] == 1 and data["walkthrough"]["cost_usd"] > 0
     assert abs(data["cost_usd"] - expected) < 1e-6
     assert all(f["cost_usd"] is not None for f in data["files"])
     text = run_cli(["review", str(repo), "--base", "main"], env, tmp_path).stdout
@@ -46,8 +49,9 @@ def test_max_cost_stops_with_state_saved_and_a_rerun_continues(
     r = run_cli([*args, "--max-cost", "1000"], env, tmp_path)
     assert r.returncode == 0, r.stderr
     assert "Resuming: 1/8" in r.stderr
-    assert fake_openai.total_calls == 8  # the first file was not reviewed again
-    assert json.loads(r.stdout)["model_calls"] == 7
+    # the first file was not reviewed again; the walkthrough was written after the last file
+    assert fake_openai.total_calls == 9 and fake_openai.calls_for(WALKTHROUGH) == 1
+    assert json.loads(r.stdout)["model_calls"] == 8
 
 
 def test_max_files_caps_the_run_not_the_review(
@@ -69,9 +73,12 @@ def test_max_files_caps_the_run_not_the_review(
     r = run_cli(args, env, tmp_path)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert len(data["files"]) == 8 and data["skipped"] == [] and fake_openai.total_calls == 8
+    assert len(data["files"]) == 8 and data["skipped"] == [] and fake_openai.total_calls == 9
     assert all(fake_openai.calls_for(f"mod{i:02d}.py") == 1 for i in range(8))
+    # the capped runs wrote the walkthrough without the model; the complete walk asked it once
+    assert fake_openai.calls_for(WALKTHROUGH) == 1 and data["walkthrough"]["model_calls"] == 1
     assert "Already reviewed: 8/8" in run_cli(args, env, tmp_path).stderr
+    assert fake_openai.total_calls == 9
     home = {"REVIEW_AGENT_HOME": str(tmp_path / "home")}
     bad = run_cli(["review", str(repo), "--base", "main", "--max-cost", "0"], home, tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -13,7 +13,7 @@ import pytest
 
 from tests.crash import run_cli
 from tests.fakes.github_server import FakeGitHub, added_file_patch, make_file
-from tests.fakes.openai_server import Behaviour, FakeOpenAI
+from tests.fakes.openai_server import WALKTHROUGH, Behaviour, FakeOpenAI
 
 TOKEN = "ghs_cli_contract_token_0123456789"
 OWNER, REPO, NUMBER = "acme", "shop", 12
@@ -96,14 +96,18 @@ def test_a_failed_file_exits_3_the_rest_is_posted_and_the_rerun_posts_only_it(
     calls = fake_openai.total_calls
     second = run_cli(args, env, tmp_path)
     assert second.returncode == 0, second.stderr
-    assert fake_openai.total_calls == calls + 1 and fake_openai.calls[-1].path == "b.py"
+    # b.py, then the walkthrough over every file (the first run's was the counts: b.py had failed)
+    assert fake_openai.total_calls == calls + 2 and fake_openai.calls[-2].path == "b.py"
+    assert fake_openai.calls[-1].path == WALKTHROUGH
     assert {p: len(c) for p, c in _comments_by_path(gh).items()} == {"a.py": 1, "b.py": 1, "c.py": 1}
     reviews = gh.reviews(OWNER, REPO, NUMBER)
     assert len(reviews) == 2 and "**3/3 files reviewed** at" in reviews[1]["body"]
-    assert "a.py" not in reviews[1]["body"] and "c.py" not in reviews[1]["body"]  # summaries not repeated
+    body = reviews[1]["body"]
+    assert "Reviewed a.py." not in body and "Reviewed c.py." not in body  # summaries not repeated
+    assert "<summary><code>a.py</code>" not in body  # nor their sections: only the table names them
 
     # and once more: nothing to do, nothing posted
     third = run_cli(args, env, tmp_path)
     assert third.returncode == 0 and "Already reviewed: 3/3" in third.stderr, third.stderr
-    assert fake_openai.total_calls == calls + 1
+    assert fake_openai.total_calls == calls + 2
     assert len(gh.reviews(OWNER, REPO, NUMBER)) == 2 and len(gh.review_comments(OWNER, REPO, NUMBER)) == 3

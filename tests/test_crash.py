@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.crash import kill_hard, run_cli, start_cli, wait_for
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import WALKTHROUGH, FakeOpenAI
 from tests.gitrepo import make_repo
 
 pytestmark = pytest.mark.slow
@@ -44,7 +44,9 @@ def test_sigkill_mid_review_then_rerun_resumes(
     # only files in flight at the kill may be sent twice: at most one batch
     assert len(redone) <= concurrency, (redone, before, calls)
     assert all(calls[p] == 2 for p in redone)
-    assert report["model_calls"] == sum(calls.values()) - sum(before.values())
+    # the files sent again, and the walkthrough written after them
+    assert fake_openai.calls_for(WALKTHROUGH) == 1
+    assert report["model_calls"] == sum(calls.values()) - sum(before.values()) + 1
 
     # a third run does nothing at all
     total = fake_openai.total_calls
@@ -79,4 +81,4 @@ def test_model_server_down_exits_3_and_leaves_no_checkpoint(tmp_path: Path) -> N
         ok = run_cli(args, env, tmp_path)
         assert ok.returncode == 0, ok.stderr
         assert "Resuming" not in ok.stderr
-        assert server2.total_calls == 2
+        assert server2.total_calls == 3  # two files and the walkthrough

@@ -41,7 +41,8 @@ def test_a_dotenv_in_the_reviewed_repository_is_never_read(
     r = run_cli(["review", ".", "--base", "main"], env, repo)  # run from inside the repository
     assert r.returncode == 0, r.stderr
     assert attacker.total_calls == 0 and attacker.requests == []
-    assert fake_openai.total_calls == 3  # two modules and the .env itself, on the user's server
+    # two modules and the .env itself, and the walkthrough, on the user's server
+    assert fake_openai.total_calls == 4
     assert "reviewer openai:gpt-4o-mini" in r.stdout  # not the repository's "stolen" model
 
 
@@ -55,7 +56,7 @@ def test_env_file_flag_is_read_and_a_missing_one_is_bad_input(
     env = {"REVIEW_AGENT_HOME": str(tmp_path / "home")}
     r = run_cli(["--env-file", str(mine), "review", ".", "--base", "main"], env, repo)
     assert r.returncode == 0, r.stderr
-    assert fake_openai.total_calls == 3 and attacker.total_calls == 0
+    assert fake_openai.total_calls == 4 and attacker.total_calls == 0
     missing = run_cli(["--env-file", str(tmp_path / "nope.env"), "status", "."], env, repo)
     assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
 

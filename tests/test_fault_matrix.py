@@ -414,7 +414,7 @@ def test_graceful_stop_saves_the_files_in_flight_and_the_rerun_redoes_nothing(
     report = json.loads(rerun.stdout)
     assert [f["path"] for f in report["files"]] == PATHS
     assert {p: fake_openai.calls_for(p) for p in PATHS} == dict.fromkeys(PATHS, 1)
-    assert report["model_calls"] == N_FILES - int(saved.group(1))
+    assert report["model_calls"] == N_FILES - int(saved.group(1)) + 1  # and the walkthrough
     assert_posted_once(gh)
 
 
@@ -571,7 +571,8 @@ def test_model_faults_in_one_review(
     assert review["state"] == "COMMENTED"
     bodies = review["body"] + "\n".join(c["body"] for c in posted.values())
     assert "0" * 32 not in bodies and "1" * 32 not in bodies
-    assert "<details>" not in bodies and "<img" not in bodies
+    # (the body's own <details> blocks are ours; the model's are escaped)
+    assert "<summary>x</summary>" not in bodies and "hidden</details>" not in bodies and "<img" not in bodies
     assert not re.search(r"(?<!`)@(octocat|alice|acme/admins)", bodies), bodies
 
 
@@ -641,7 +642,7 @@ def test_long_secondary_rate_limit_exits_3_says_when_and_the_rerun_posts_once(
     rerun = run_cli(args, env, tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["model_calls"] == 0
-    assert fake_openai.total_calls == N_FILES
+    assert fake_openai.total_calls == N_FILES + 1  # the files and the walkthrough, once
     assert_posted_once(gh)
 
 
@@ -677,7 +678,7 @@ def test_two_concurrent_runs_never_both_review(
     assert c.wait() == 0, c.stderr()
     assert f"Already reviewed: {N_FILES}/{N_FILES}" in c.stderr()
     assert json.loads(c.stdout())["model_calls"] == 0
-    assert fake_openai.total_calls == N_FILES
+    assert fake_openai.total_calls == N_FILES + 1  # the files and the walkthrough, once
     assert {p: fake_openai.calls_for(p) for p in PATHS} == dict.fromkeys(PATHS, 1)
     assert [f["path"] for f in json.loads(a.stdout())["files"]] == PATHS
     assert_posted_once(gh)

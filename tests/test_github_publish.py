@@ -82,6 +82,10 @@ def publisher(gh: FakeGitHub, *, source: GitHubSource | None = None, **kw: Any) 
 
 def report(files: dict[str, list[Comment]], *, head: str = HEAD, **kw: Any) -> ReviewReport:
     kw.setdefault("files_total", len(files))
+    # every comment inline wherever it can be anchored, so these tests see where each one goes
+    # (the noise controls, which keep info findings and those over 25 out of the diff by
+    # default, are tested apart)
+    kw.setdefault("preferences", {"severity_threshold": "info", "max_inline_comments": 1000})
     return ReviewReport(
         target=PR_URL,
         thread_id=f"github.com/octo/demo#7@{head}",
@@ -150,7 +154,9 @@ def test_full_post_is_one_review_with_every_comment_on_a_diff_line(gh: FakeGitHu
     assert body.rstrip().endswith("-->")
     assert "12/13 files reviewed" in body
     assert "36 comment(s) (12 error, 12 warning, 12 info)" in body
-    assert all(f"### `{path(i)}`" in body and f"Summary of {path(i)}." in body for i in range(12))
+    assert all(
+        f"<summary><code>{path(i)}</code>" in body and f"Summary of {path(i)}." in body for i in range(12)
+    )
     assert "logo.png" in body and "binary file" in body
     assert "file list truncated" in body
 
@@ -230,7 +236,7 @@ def test_a_comment_outside_the_diff_goes_into_the_body(gh: FakeGitHub) -> None:
     assert inline["line"] == 2
     (review,) = gh.reviews("octo", "demo", 7)
     body = review["body"]
-    section = body.split(f"### `{path(0)}`", 1)[1].split("###", 1)[0]
+    section = body.split(f"<summary><code>{path(0)}</code>", 1)[1].split("</details>", 1)[0]
     assert "**error** on line 40: this function is never called" in section
     assert "line 9 (removed side): old code far from the hunk" in section
     assert marker(fp(0, stray)) in section and marker(fp(0, left)) in section
@@ -400,7 +406,8 @@ def test_a_read_only_token_gives_a_read_only_result_and_posts_nothing(gh: FakeGi
 def test_a_new_push_repeats_no_comment_on_an_unchanged_file(gh: FakeGitHub) -> None:
     add_pr(gh, n=2)
     same = Comment(line=2, body="x is a magic number")
-    publisher(gh).publish(report({path(0): [same], path(1): [same]}))
+    other = Comment(line=2, body="x is a magic number here too")  # not the same text: not grouped
+    publisher(gh).publish(report({path(0): [same], path(1): [other]}))
 
     head2 = "c" * 40
     changed = "import os\nx = 99\ny = 1\n\ndef f():\n"
@@ -414,7 +421,7 @@ def test_a_new_push_repeats_no_comment_on_an_unchanged_file(gh: FakeGitHub) -> N
             make_file(path(1), patch(99), content=changed),
         ],
     )
-    result = publisher(gh).publish(report({path(0): [same], path(1): [same]}, head=head2))
+    result = publisher(gh).publish(report({path(0): [same], path(1): [other]}, head=head2))
     assert (result.comments_posted, result.comments_already_there) == (1, 1)
     first, second = gh.reviews("octo", "demo", 7)
     assert second["commit_id"] == head2

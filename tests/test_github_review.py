@@ -11,7 +11,7 @@ import pytest
 
 from tests.crash import kill_hard, run_cli, start_cli, wait_for
 from tests.fakes.github_server import FakeGitHub, make_file
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import WALKTHROUGH, FakeOpenAI
 
 TOKEN = "ghs_faketoken_for_tests_0123456789"
 N_FILES = 11
@@ -124,7 +124,8 @@ def test_new_push_reuses_unchanged_files_and_learns_from_a_dismissal(
     report = json.loads(r.stdout)
     assert report["thread_id"].endswith("@" + "c" * 40) and report["resumed"] is False
     assert fake_openai.calls_for("src/mod00.py") == 1 and fake_openai.calls_for("src/mod01.py") == 1
-    assert fake_openai.total_calls == 2  # the 9 unchanged files are taken from the first review
+    # the 9 unchanged files are taken from the first review; a new head has a new walkthrough
+    assert fake_openai.total_calls == 3 and fake_openai.calls_for(WALKTHROUGH) == 1
     assert any("2 files new or changed since the last review" in n for n in report["notes"])
     assert "learned from 1 dismissed finding" in r.stderr
     # the dismissed finding was recalled for mod00 and its twin dropped

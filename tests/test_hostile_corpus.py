@@ -33,9 +33,10 @@ from markdown_it import MarkdownIt
 from review_agent.action import findings_at_or_above
 from review_agent.publish.report import ReviewReport
 from review_agent.reviewers.model import SYSTEM_PROMPT
+from review_agent.reviewers.model.walkthrough import SYSTEM_PROMPT as WALKTHROUGH_PROMPT
 from tests.conftest import cli_env
 from tests.fakes.github_server import FakeGitHub
-from tests.fakes.openai_server import Behaviour, FakeOpenAI
+from tests.fakes.openai_server import WALKTHROUGH, Behaviour, FakeOpenAI
 from tests.hostile_corpus import (
     AWS_KEY_IN_CODE,
     GITHUB_TOKEN_IN_CODE,
@@ -62,10 +63,16 @@ FORGED_HEX = "0123456789abcdef0123456789abcdef"  # the fingerprint the corpus fo
 CANARY = "CANARY-of-the-file-a-symlink-points-at-4711"
 MAX_PROMPT_CHARS = 150_000
 _MARKDOWN = MarkdownIt("commonmark").enable("table")
-_FENCED = re.compile(r"<<<(PR|DIFF|EXCERPT) ([0-9a-f]{12})\n.*?\n\1 \2>>>", re.S)
+_FENCED = re.compile(r"<<<(PR|DIFF|EXCERPT|REVIEWS) ([0-9a-f]{12})\n.*?\n\1 \2>>>", re.S)
 _INJECTION = re.compile(r"ignore previous instructions", re.I)
 _OUR_MARKER = re.compile(r"<!-- review-agent:(?:comment|review|summary):[0-9a-f]{32} -->")
-_OUR_DETAILS = re.compile(r"^(?:<details><summary>\d+ file\(s\) skipped</summary>|</details>)$", re.M)
+# our own <details>: the skipped files, and a file's block (its name HTML-escaped in <code>)
+_OUR_DETAILS = re.compile(
+    r"^(?:<details><summary>\d+ file\(s\) skipped</summary>"
+    r"|<details><summary><code>[^<>\n]*</code>(?: · \d+ findings?)?</summary>|</details>)$",
+    re.M,
+)
+_OUR_HEADINGS = {"Walkthrough", "More findings, by severity"}
 
 
 @dataclass
@@ -128,7 +135,7 @@ def unsafe_in_posted(body: str, host: str) -> list[str]:
     found += [f"{p} in {body[:60]!r}…" for p in problems(ours, host)]
     tokens = _MARKDOWN.parse(ours)
     for i, t in enumerate(tokens):
-        if t.type == "heading_open" and t.tag == "h3":
+        if t.type == "heading_open" and t.tag == "h3" and tokens[i + 1].content not in _OUR_HEADINGS:
             kids = tokens[i + 1].children or []
             if [k.type for k in kids] != ["code_inline"]:
                 found.append(f"a file heading that is not one code span: {tokens[i + 1].content!r}")
@@ -348,7 +355,8 @@ def dotenv_and_config_of_the_repository(o: Outcome, p: Promises) -> None:
         [
             f"system message about {c.path!r}"
             for c in o.model.calls
-            if c.messages[0].get("content") != SYSTEM_PROMPT
+            if c.messages[0].get("content")
+            != (WALKTHROUGH_PROMPT if c.path == WALKTHROUGH else SYSTEM_PROMPT)
         ],
     )
     outside = [(c.path, _FENCED.sub("", str(c.messages[-1].get("content")))) for c in o.model.calls]

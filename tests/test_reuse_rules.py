@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.crash import run_cli
-from tests.fakes.openai_server import Behaviour, FakeOpenAI
+from tests.fakes.openai_server import WALKTHROUGH, Behaviour, FakeOpenAI
 
 # Each test runs the CLI several times in subprocesses: seconds each, so not in the unit tier.
 pytestmark = pytest.mark.slow
@@ -57,14 +57,16 @@ def test_the_model_fixed_a_rerun_retries_only_the_failed_file(
     env = {**model_env, "REVIEW_AGENT_HOME": str(tmp_path / "home")}
     fake_openai.script(Behaviour.reply({"nonsense": 1}), Behaviour.reply({"nonsense": 2}), path="mod03.py")
     assert _review(repo, env, tmp_path)[0] == 3
-    assert fake_openai.total_calls == 9
+    # a failed file waits for a rerun: the walkthrough is the counts, no model call yet
+    assert fake_openai.total_calls == 9 and fake_openai.calls_for(WALKTHROUGH) == 0
     code, report, err = _review(repo, env, tmp_path)
     assert code == 0, err
-    assert fake_openai.total_calls == 10 and fake_openai.calls_for("mod03.py") == 3
+    assert fake_openai.total_calls == 11 and fake_openai.calls_for("mod03.py") == 3
+    assert fake_openai.calls_for(WALKTHROUGH) == 1
     assert report["files_reviewed"] == 8 and report["files_failed"] == 0
     assert "1 failed" in err and "(reused)" not in err
     code, report, err = _review(repo, env, tmp_path)
-    assert code == 0 and "Already reviewed: 8/8" in err and fake_openai.total_calls == 10
+    assert code == 0 and "Already reviewed: 8/8" in err and fake_openai.total_calls == 11
 
 
 def test_garbage_everywhere_is_never_reviewed_and_fresh_asks_again(
@@ -79,7 +81,7 @@ def test_garbage_everywhere_is_never_reviewed_and_fresh_asks_again(
     fake_openai.reset()
     code, report, err = _review(repo, env, tmp_path, "--fresh")
     assert code == 0, err
-    assert fake_openai.total_calls == 8 and report["files_reviewed"] == 8
+    assert fake_openai.total_calls == 9 and report["files_reviewed"] == 8  # and the walkthrough
     assert "every file is sent to the reviewer again" in err
     assert not any(f["reused"] for f in report["files"])
 
@@ -89,10 +91,10 @@ def test_fresh_asks_the_reviewer_again_for_every_file(
 ) -> None:
     env = {**model_env, "REVIEW_AGENT_HOME": str(tmp_path / "home")}
     assert _review(repo, env, tmp_path)[0] == 0
-    assert fake_openai.total_calls == 8
+    assert fake_openai.total_calls == 9  # eight files and the walkthrough
     code, report, err = _review(repo, env, tmp_path, "--fresh")
     assert code == 0, err
-    assert fake_openai.total_calls == 16 and report["model_calls"] == 8
+    assert fake_openai.total_calls == 18 and report["model_calls"] == 9
     assert not any(f["reused"] for f in report["files"]) and "(reused)" not in err
 
 
@@ -106,7 +108,7 @@ def test_offline_then_model_then_another_model_each_review_names_its_reviewer(
     env = {**model_env, **home}
     code, report, err = _review(repo, env, tmp_path)
     assert code == 0, err
-    assert "Already reviewed" not in err and fake_openai.total_calls == 8
+    assert "Already reviewed" not in err and fake_openai.total_calls == 9  # and the walkthrough
     assert re.search(r"^\[8/8\] mod0", err, re.M), err  # progress counts the files the model reviews
     history = run_cli(["history", str(repo), "--base", "main"], env, tmp_path).stdout
     assert "reviewed mod03.py by openai:fake-model" in history
@@ -117,7 +119,8 @@ def test_offline_then_model_then_another_model_each_review_names_its_reviewer(
     # another model: asked again; the first model's reviews do not stand in for it
     code, report, err = _review(repo, env, tmp_path, "--model", "m2")
     assert code == 0, err
-    assert fake_openai.total_calls == 16 and report["reviewers"] == ["openai:m2"]
+    assert fake_openai.total_calls == 18 and report["reviewers"] == ["openai:m2"]
     # and back offline: the built-in's own reviews of this change serve, no model call
     code, report, err = _review(repo, home, tmp_path)
-    assert code == 0 and report["reviewers"] == ["builtin"] and fake_openai.total_calls == 16, err
+    assert code == 0 and report["reviewers"] == ["builtin"] and fake_openai.total_calls == 18, err
+    assert report["walkthrough"]["writer"] == "builtin"

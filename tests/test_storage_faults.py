@@ -311,7 +311,8 @@ def assert_resumes(
     in_flight = {p for p in names(n) if before[p] and p not in finished}
     assert set(redone) <= in_flight and len(redone) <= concurrency, (redone, in_flight, before, after)
     assert all(after[p] == 2 for p in redone), after
-    assert report["model_calls"] == sum(after.values()) - sum(before.values())
+    # the files sent again, and the walkthrough written after them
+    assert report["model_calls"] == sum(after.values()) - sum(before.values()) + 1
     total = fake.total_calls
     again = run_cli(args, env, cwd)
     assert again.returncode == 0, again.stderr
@@ -441,7 +442,7 @@ def test_redis_fault_mid_review_review_completes_on_postgres(
     assert report["backend"] == "postgres + redis"
     assert [f["path"] for f in report["files"]] == names(n)
     assert calls_per_file(fake_openai, n) == dict.fromkeys(names(n), 1)
-    assert report["model_calls"] == n
+    assert report["model_calls"] == n + 1  # and the walkthrough
     assert finished_files(pg_url, report["thread_id"]) == set(names(n))
     assert checkpoint_rows(pg_url, report["thread_id"]) > n // 2  # every step's, in Postgres
     if server is not None and fault == "flushed":

@@ -1,14 +1,19 @@
 """The review workflow.
 
-    START → start → load_preferences → plan → review_window ⟲ → summarise → publish → END
+    START → start → load_preferences → plan → review_window ⟲ → summarise → walkthrough
+          → publish → END
 
 ``start`` records the target and the user; ``load_preferences`` reads the user's, repository's
 and organisation's rules once; ``plan`` lists the files to review (every file of the change, in
-a stable order) and writes that plan once, to the results store. Each ``review_window`` step
+a stable order) and writes that plan once, to the results store, with the pull request's
+context every file's prompt carries (built once per review, see ``pr_context``). Each
+``review_window`` step
 reviews the next window of the plan (one file at concurrency 1, concurrency × 4 otherwise) with a
 pool that starts the next file as soon as one finishes, so a slow file holds up no batch; each
 file's review is saved the moment it is done (see ``file_review``). ``summarise`` closes the walk
-and counts what failed; ``publish`` posts the review when asked, and is safe to run twice.
+and counts what failed; ``walkthrough`` writes the review's walkthrough once, from the files'
+summaries and findings (see ``walkthrough``); ``publish`` posts the review when asked, and is
+safe to run twice.
 
 The state keeps a cursor and counters only, so what one step writes does not grow with the
 files already reviewed (docs/architecture.md, "State"). A window's fan-out happens inside one
@@ -32,6 +37,8 @@ from review_agent.errors import BudgetExhausted, Interrupted, ServiceUnavailable
 from review_agent.graph.file_review import FileReviewRun, RunCapReached, is_done, reuse_key
 from review_agent.graph.planning import plan_files
 from review_agent.graph.ports import GraphPorts, PreferenceLoader
+from review_agent.graph.pr_context import ReviewContext
+from review_agent.graph.walkthrough import WalkthroughStep
 from review_agent.sources.base import ResolvedTarget
 from review_agent.state.graph_state import ReviewState
 from review_agent.state.schemas import FileReview
@@ -77,7 +84,8 @@ def build_graph(ports: GraphPorts, checkpointer: BaseCheckpointSaver | None, sto
     results = ports.results
     width = max(1, ports.concurrency)
     window = window_size(width)
-    files = FileReviewRun(ports)
+    context = ReviewContext(ports)
+    files = FileReviewRun(ports, context)
     plans: dict[str, list[dict[str, Any]]] = {}  # the plan, read from the store once per process
 
     def plan_of(thread_id: str) -> list[dict[str, Any]]:
@@ -105,9 +113,12 @@ def build_graph(ports: GraphPorts, checkpointer: BaseCheckpointSaver | None, sto
         for key in ("exclude", "include", "max_files"):
             if key in prefs and key not in options:
                 options[key] = prefs[key]
-        planned, skipped = plan_files(ports.source.list_files(), **options)
+        changed = ports.source.list_files()
+        planned, skipped = plan_files(changed, **options)
         entries = [p.model_dump(mode="json") for p in planned]
-        # written once, to the store: a checkpoint then never carries the whole plan again
+        # written once, to the store: a checkpoint then never carries the whole plan again; the
+        # context first, so that a saved plan always has its context
+        context.build(changed, [e["path"] for e in entries])
         results.put_plan(ports.thread_id, entries, [s.model_dump(mode="json") for s in skipped])
         plans[ports.thread_id] = entries
         return {
@@ -164,6 +175,11 @@ def build_graph(ports: GraphPorts, checkpointer: BaseCheckpointSaver | None, sto
             "last_done": [],
         }
 
+    write_walkthrough = WalkthroughStep(ports, context.get)
+
+    def walkthrough(state: ReviewState) -> dict[str, Any]:
+        return write_walkthrough(dict(state))
+
     def publish(state: ReviewState) -> dict[str, Any]:
         # Safe to run again after a crash: the publisher skips what is already on the PR.
         if ports.publish is None or is_posted(state.get("posted")):
@@ -187,13 +203,15 @@ def build_graph(ports: GraphPorts, checkpointer: BaseCheckpointSaver | None, sto
     g.add_node("plan", plan)
     g.add_node("review_window", review_window, retry_policy=model_retry)
     g.add_node("summarise", summarise)
+    g.add_node("walkthrough", walkthrough, retry_policy=model_retry)
     g.add_node("publish", publish)
     g.add_edge(START, "start")
     g.add_edge("start", "load_preferences")
     g.add_edge("load_preferences", "plan")
     g.add_conditional_edges("plan", route, ["review_window", "summarise"])
     g.add_conditional_edges("review_window", route, ["review_window", "summarise"])
-    g.add_edge("summarise", "publish")
+    g.add_edge("summarise", "walkthrough")
+    g.add_edge("walkthrough", "publish")
     g.add_edge("publish", END)
     return g.compile(checkpointer=checkpointer, store=store)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from review_agent.errors import BadInput, Interrupted
 from review_agent.graph.ports import GraphPorts
+from review_agent.graph.pr_context import ReviewContext
 from review_agent.patches import parse_patch, split_anchored
 from review_agent.reviewers.base import Reviewer, ReviewRequest
 from review_agent.sources.base import ChangedFile
@@ -34,7 +35,12 @@ class RunCapReached(Exception):
 def reuse_key(path: str, blob_sha: str | None, patch: str, reviewer: Reviewer, prefs: dict) -> str:
     """Same file content, same diff, same reviewer and model, same prompt, same preferences and
     learnings: same review. The reviewer's name carries the model (``openai:gpt-4o``), so a
-    built-in result never stands in for a model's, nor one model's for another's."""
+    built-in result never stands in for a model's, nor one model's for another's.
+
+    The pull request's context (title, description, the other changed files) is deliberately
+    not part of the key: a new push changes the other files, and an edited description changes
+    the text, yet a file whose own content and diff are unchanged is still reused, not sent to
+    the model again."""
     return stable_digest(
         path,
         blob_sha or "",
@@ -72,8 +78,9 @@ class FileReviewRun:
     """The per-file work of one run of the graph. Holds what belongs to the run, not to the
     review: how many files this run has sent to the reviewer (for ``--max-files``)."""
 
-    def __init__(self, ports: GraphPorts) -> None:
+    def __init__(self, ports: GraphPorts, context: ReviewContext) -> None:
         self.ports = ports
+        self.context = context
         self._sent = 0
         self._lock = threading.Lock()
         # --max-files takes files in plan order, whatever order the pool's threads reach their
@@ -167,10 +174,15 @@ class FileReviewRun:
             how = "reused" if earlier else "reviewed"
         else:
             decide(True)
-            content = ports.source.get_content(path)
+            content = self.context.content(path)
             outcome = ports.reviewer.review(
                 ReviewRequest(
-                    path=path, patch=parsed, content=content, preferences=prefs, learnings=tuple(rules)
+                    path=path,
+                    patch=parsed,
+                    content=content,
+                    preferences=prefs,
+                    learnings=tuple(rules),
+                    pr=self.context.get(),  # built once per review, by the plan step
                 )
             )
             anchored, stray = split_anchored(outcome.comments, parsed)

@@ -11,9 +11,9 @@ from typing import Any, Protocol
 
 from langgraph.store.base import BaseStore
 
-from review_agent.reviewers.base import Reviewer
+from review_agent.reviewers.base import Reviewer, WalkthroughWriter
 from review_agent.sources.base import ResolvedTarget, Source
-from review_agent.state.schemas import FileReview, Usage
+from review_agent.state.schemas import FileReview, Usage, Walkthrough
 from review_agent.storage.memory import Recalled
 
 PreferenceLoader = Callable[[BaseStore, str | None, ResolvedTarget], dict[str, Any]]
@@ -36,6 +36,14 @@ class ResultsPort(Protocol):
     def put_plan(self, thread_id: str, plan: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> None: ...
 
     def get_plan(self, thread_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]: ...
+
+    def put_pr_context(self, thread_id: str, context: dict[str, Any]) -> None: ...
+
+    def get_pr_context(self, thread_id: str) -> dict[str, Any] | None: ...
+
+    def put_walkthrough(self, thread_id: str, walkthrough: Walkthrough) -> None: ...
+
+    def get_walkthrough(self, thread_id: str) -> Walkthrough | None: ...
 
     def get_cached(self, key: str) -> FileReview | None: ...
 
@@ -72,5 +80,8 @@ class GraphPorts:
     fresh: bool = False  # --fresh: ask the reviewer again for every file, reuse nothing
     retry_attempts: int = 2  # a file whose model server is unreachable is tried again this often
     retry_interval: float = 5.0
+    # writes the walkthrough after the files (one model call, or the deterministic one); None:
+    # the deterministic walkthrough
+    walkthrough: WalkthroughWriter | None = None
     # posts the finished review (GitHub); given the final state, returns what was posted
     publish: Callable[[dict[str, Any]], dict[str, Any]] | None = None

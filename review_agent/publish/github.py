@@ -27,6 +27,9 @@ Why it is built the way it is:
 * **Fork PRs are normal.** A token that cannot write (a fork PR's ``GITHUB_TOKEN``) gets 403
   "Resource not accessible by integration": that is a result (``read_only``), not a failure; the
   review is still in the report and the job summary.
+* **Few but relevant comments** (``publish.noise``): a finding repeated in several places is
+  one comment listing the others; ``info`` findings and those over ``max_inline_comments`` go
+  to the body. Decided from the report and the diff alone, so a rerun decides the same.
 * **Model text is untrusted.** Everything it wrote goes through the one sanitiser
   (``publish.markdown``) with the pull request's host.
 """
@@ -53,6 +56,7 @@ from review_agent.publish.fingerprints import (
     review_fingerprint,
 )
 from review_agent.publish.markdown import sanitize
+from review_agent.publish.noise import NoisePolicy, apply_policy, group_repeats
 from review_agent.publish.report import ReviewReport
 from review_agent.publish.review_body import BODY_LIMIT, BodyContext, Item, followup_body, main_body
 from review_agent.sources.base import ResolvedTarget
@@ -147,7 +151,7 @@ class GitHubPublisher:
                     continue  # the same finding twice on the same line: one comment
                 seen.add(fp)
                 items.append(Item(f.path, c, fp, patch is not None and c.line > 0 and patch.can_anchor(c)))
-        return items
+        return group_repeats(items)
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -172,6 +176,9 @@ class GitHubPublisher:
         existing = self._existing(pr)
         before = set(existing.fingerprints)
         already = sum(1 for i in items if i.fingerprint in before)
+        policy = NoisePolicy.from_preferences(report.preferences)
+        apply_policy(items, policy, before)
+        pr_url = target.display.rstrip("/") if "/pull/" in target.display else None
 
         posted: set[str] = set()  # fingerprints this run saw land (a successful answer)
         first_posted: tuple[int, str] | None = None  # the first review this run posted
@@ -186,10 +193,10 @@ class GitHubPublisher:
                 break
             inline = [i for i in missing if i.inline]
             if need_body:
-                ctx = BodyContext(target, self.pull.ref.host, items, frozenset(there), blobs)
+                ctx = BodyContext(target, self.pull.ref.host, items, frozenset(there), blobs, policy)
                 body, shown = main_body(report, ctx, review_fp)
             else:
-                body, shown = followup_body([i for i in missing if not i.inline], self.pull.ref.host)
+                body, shown = followup_body([i for i in missing if not i.inline], self.pull.ref.host, pr_url)
             if not inline and not shown and not need_body:
                 raise RuntimeError("publisher made no progress: a comment fits no review body")  # a bug
             if commit is None:
@@ -204,7 +211,7 @@ class GitHubPublisher:
                     commit=commit,
                     body=body,
                     event=event if need_body else "COMMENT",
-                    comments=[i.payload(self.pull.ref.host) for i in inline],
+                    comments=[i.payload(self.pull.ref.host, pr_url) for i in inline],
                 )
             except (GithubException, requests.exceptions.RequestException) as exc:
                 if isinstance(exc, GithubException) and is_rate_limited(exc):
@@ -239,10 +246,10 @@ class GitHubPublisher:
                         stale = [i for i in inline if not _anchorable(fresh.get(i.path), i.comment)]
                         if stale:
                             for i in stale:
-                                i.inline = False
+                                i.inline, i.why = False, "outside"
                             continue
                     for i in inline:  # GitHub does not say which: keep them all, in the body
-                        i.inline = False
+                        i.inline, i.why = False, "outside"
                     continue
                 if exc.status == 422:
                     raise BadInput(f"GitHub refused the review of {name}: {message_of(exc)}") from exc

@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 
 from review_agent.publish.jsontext import dumps
 from review_agent.publish.sarif import render_sarif
-from review_agent.state.schemas import SEVERITY_ORDER, FileReview, Skipped, Usage
+from review_agent.publish.walkthrough import render_walkthrough
+from review_agent.state.schemas import SEVERITY_ORDER, FileReview, Skipped, Usage, Walkthrough
 from review_agent.textsafe import md_block, md_code, md_text, printable, printable_block
 from review_agent.wording import plural
 
@@ -44,6 +45,8 @@ class ReviewReport(BaseModel):
     # https://HOST/OWNER/REPO of a pull request; locally the git remote's URL (credentials
     # removed), else a file:// URI of the repository. SARIF's versionControlProvenance needs it.
     repository_uri: str = ""
+    # what the change does, its top risks, a change table: written once after the files
+    walkthrough: Walkthrough | None = None
 
     @property
     def comment_count(self) -> int:
@@ -61,10 +64,15 @@ class ReviewReport(BaseModel):
 
     @property
     def usage(self) -> Usage:
+        """Every file's tokens, and the walkthrough's."""
+        extra = self.walkthrough.usage if self.walkthrough is not None else Usage()
         return Usage(
-            input_tokens=sum(f.usage.input_tokens for f in self.files),
-            output_tokens=sum(f.usage.output_tokens for f in self.files),
+            input_tokens=sum(f.usage.input_tokens for f in self.files) + extra.input_tokens,
+            output_tokens=sum(f.usage.output_tokens for f in self.files) + extra.output_tokens,
         )
+
+    def findings_by_file(self) -> dict[str, int]:
+        return {f.path: len(f.findings) for f in self.files}
 
     def severity_counts(self) -> dict[str, int]:
         counts = {k: 0 for k in SEVERITY_ORDER}
@@ -126,6 +134,8 @@ def render_text(report: ReviewReport) -> str:
     line a file name could forge)."""
     out = _header_lines(report)
     out.append("")
+    if report.walkthrough is not None:
+        out += _walkthrough_text(report.walkthrough)
     for f in report.files:
         path = printable(f.path)
         tag = " (reused)" if f.reused else ""
@@ -162,6 +172,20 @@ def render_text(report: ReviewReport) -> str:
     return "\n".join(out) + "\n"
 
 
+def _walkthrough_text(w: Walkthrough) -> list[str]:
+    """The walkthrough's overview, effort and top risks for a terminal (the change table is the
+    files below)."""
+    out = ["Walkthrough:", _indented(w.overview, "   ")]
+    if w.effort is not None:
+        out.append(f"   review effort: {w.effort}/5")
+    for n, r in enumerate(w.risks, 1):
+        where = printable(r.path) + (f":{r.line}" if r.line > 0 else "")
+        out.append(f"   risk {n}: {where} [{r.severity}] " + _indented(r.text, "     ").lstrip(" "))
+    if w.note:
+        out.append("   note: " + printable(w.note))
+    return [*out, ""]
+
+
 def _md_cell(text: str) -> str:
     """A comment body in a table cell: one line, and a ``|`` that does not end the cell."""
     return printable_block(text).replace("|", "\\|").replace("\n", " ")
@@ -175,6 +199,13 @@ def render_markdown(report: ReviewReport) -> str:
     out = [f"## review-agent: {md_text(report.target)}", ""]
     if report.title:
         out += [f"**{md_text(report.title)}**", ""]
+    if report.walkthrough is not None:
+        out += [
+            render_walkthrough(
+                report.walkthrough, prose=md_block, code=md_code, findings=report.findings_by_file()
+            ),
+            "",
+        ]
     files, comments = _counts(report)
     out.append(
         f"{files} · {comments} · {len(report.skipped)} skipped · "
@@ -233,8 +264,10 @@ def files_failed_message(report: ReviewReport) -> str:
     return f"{n} file{'' if n == 1 else 's'} could not be reviewed; rerun to retry them"
 
 
-def _total_cost(files: list[FileReview]) -> float | None:
+def _total_cost(files: list[FileReview], walkthrough: Walkthrough | None = None) -> float | None:
     costs = [f.cost_usd for f in files if f.model_calls or f.cost_usd]
+    if walkthrough is not None and (walkthrough.model_calls or walkthrough.cost_usd):
+        costs.append(walkthrough.cost_usd)
     if any(c is None for c in costs):
         return None
     return round(sum(c for c in costs if c is not None), 6)
@@ -254,6 +287,7 @@ def build_report(
     offline: bool,
     repository_uri: str = "",
     not_reached_reason: str | None = None,
+    walkthrough: Walkthrough | None = None,
 ) -> ReviewReport:
     """The report of a review from its saved state: the final graph values, the saved per-file
     reviews and the plan. Files of the plan that no run reached are listed as skipped, with
@@ -291,7 +325,7 @@ def build_report(
         skipped=skipped_files,
         model_calls=model_calls,
         model_calls_total=values.get("model_calls", 0),
-        cost_usd=_total_cost(files),
+        cost_usd=_total_cost(files, walkthrough),
         reviewer=reviewer,
         reviewers=involved or [reviewer],
         offline=offline,
@@ -301,4 +335,5 @@ def build_report(
         notes=notes,
         posted=values.get("posted"),
         repository_uri=repository_uri,
+        walkthrough=walkthrough,
     )

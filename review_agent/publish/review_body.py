@@ -1,6 +1,15 @@
-"""What one GitHub review says: the inline comments, and the review body with its counts, the
-file summaries, the comments that have no line in the diff, the skipped files and the notes,
-within GitHub's 65,536 characters.
+"""What one GitHub review says: the inline comments, and the review body within GitHub's 65,536
+characters. The body, in order:
+
+1. the counts, and why some comments are in the body rather than inline;
+2. the walkthrough: what the change does, the review effort, the top risks (each linked to its
+   line in the diff, where its inline comment is) and the change table, one line per file;
+3. the findings over the inline cap, by severity;
+4. one ``<details>`` block per file with findings: its summary, and its comments that are not
+   inline (no diff line for them, or under the severity floor). A file without findings has
+   its line in the table, not a block. Without a walkthrough (a review saved before it
+   existed), every file with a summary gets a block;
+5. the skipped files and the notes, then the review's fingerprint.
 
 The body says what is new: comments and summaries already on the pull request (recognised by
 their fingerprints) are counted, not repeated. Every piece of model text goes through the one
@@ -10,99 +19,64 @@ shows an image or links to another host.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from github.PullRequest import ReviewComment
+import html
+from dataclasses import dataclass, field
 
 from review_agent.publish.fingerprints import marker, summary_fingerprint
 from review_agent.publish.markdown import fit, sanitize, strip_markers
+from review_agent.publish.noise import BODY_LIMIT, Item, NoisePolicy, by_severity, code, diff_link
 from review_agent.publish.report import ReviewReport
+from review_agent.publish.walkthrough import render_head, render_table
 from review_agent.sources.base import ResolvedTarget
-from review_agent.state.schemas import SEVERITY_ORDER, Comment
-from review_agent.textsafe import md_code
+from review_agent.state.schemas import SEVERITY_ORDER, Risk
+from review_agent.textsafe import printable
 
-BODY_LIMIT = 65536  # GitHub's limit on a review body and on an inline comment body
-MOVED_COMMENT_LIMIT = 8000  # one comment moved to the body may not crowd out all the others
+__all__ = ["BODY_LIMIT", "BodyContext", "Item", "compose", "followup_body", "main_body"]
+
 SUMMARY_MIN = 200  # a summary shortened to fewer characters than this is left out instead
 NOTE_RESERVE = 400  # room kept for the "longer than GitHub allows" note
-
-
-@dataclass
-class Item:
-    """One comment of the report, with its identity and where it will go."""
-
-    path: str
-    comment: Comment
-    fingerprint: str
-    inline: bool  # False: it goes in the review body under its file
-
-    def payload(self, host: str | None) -> ReviewComment:
-        c = self.comment
-        body = fit(c.body, BODY_LIMIT - 200, lambda t: f"**{c.severity}**: {sanitize(t, host=host)}")
-        out: ReviewComment = {
-            "path": self.path,
-            "body": f"{body}\n\n{marker(self.fingerprint)}",
-            "line": c.line,
-            "side": c.side,
-        }
-        if c.start_line is not None:
-            out["start_line"] = c.start_line
-            out["start_side"] = c.side
-        return out
-
-    def body_entry(self, host: str | None) -> str:
-        """The comment as a list item of the review body, its fingerprint included."""
-        c = self.comment
-        if c.line <= 0:
-            where = "the file"
-        elif c.start_line is not None:
-            where = f"lines {c.start_line}–{c.line}"
-        else:
-            where = f"line {c.line}"
-        if c.side == "LEFT" and c.line > 0:
-            where += " (removed side)"
-        text = fit(c.body, MOVED_COMMENT_LIMIT, lambda t: sanitize(t, host=host)).replace("\n", "\n  ")
-        return f"- **{c.severity}** on {where}: {text}\n  {marker(self.fingerprint)}"
+CAPPED = "\x00capped"  # the group of the findings over the inline cap
 
 
 @dataclass
 class _Piece:
     """A block of the review body. ``rank`` orders what is kept when the body is too long:
-    0 the header, 1 comments (they must reach the PR), 2 summaries, 3 skipped files and notes."""
+    0 the header and the walkthrough's overview, 1 comments (they must reach the PR), 2
+    summaries and the change table, 3 skipped files and notes."""
 
     text: str
     rank: int
-    group: str | None = None  # the file whose heading must precede it
+    group: str | None = None  # the section it belongs to (a file's path, or CAPPED)
     fingerprint: str | None = None  # a comment's
     raw: str | None = None  # a summary's unsanitised text, to shorten it safely
     suffix: str = ""  # always kept with the text (a summary's marker)
 
 
-def _code(path: str) -> str:
-    """A file name as one code span on one line: a newline in a name would end the heading and
-    start a block of raw HTML (``a\\n<img src=…>.py``), so control and bidi characters are shown
-    as visible escapes; the fence is longer than any backtick run in the name; and a name shaped
-    like our fingerprint marker loses it (the publisher finds markers by text, in code too)."""
-    return md_code(strip_markers(path))
-
-
-def _heading(path: str) -> str:
-    return f"### {_code(path)}"
-
-
 def compose(
-    pieces: list[_Piece], footer: str, host: str | None, limit: int = BODY_LIMIT
+    pieces: list[_Piece],
+    footer: str,
+    host: str | None,
+    limit: int = BODY_LIMIT,
+    sections: dict[str, tuple[str, str]] | None = None,
 ) -> tuple[str, set[str], int, int]:
     """The body from ``pieces`` within ``limit`` characters: comments first, then summaries
-    (shortened if need be), then the rest. Returns the body, the comment fingerprints it
-    carries, and how many comments and other pieces had to be left out."""
+    (shortened if need be), then the rest. A group's section opens before its first kept piece
+    and closes after its last (``sections``: group -> (opening, closing)). Returns the body, the
+    comment fingerprints it carries, and how many comments and other pieces were left out."""
+    sections = sections or {}
+
+    def frame(group: str) -> tuple[str, str]:
+        return sections.get(group) or (f"### {code(group)}", "")
+
     budget = limit - len(footer) - 2 - NOTE_RESERVE
     chosen: dict[int, str] = {}
-    headed: set[str] = set()
+    opened: set[str] = set()
     left_comments = left_other = 0
     for i in sorted(range(len(pieces)), key=lambda k: (pieces[k].rank, k)):
         p = pieces[i]
-        head_cost = len(_heading(p.group)) + 2 if p.group is not None and p.group not in headed else 0
+        head_cost = 0
+        if p.group is not None and p.group not in opened:
+            head_cost = sum(len(t) + 2 for t in frame(p.group) if t)
         text = p.text + p.suffix
         if len(text) + 2 + head_cost > budget and p.raw is not None:
             room = budget - head_cost - 2 - len(p.suffix)
@@ -117,16 +91,21 @@ def compose(
         chosen[i] = text
         budget -= len(text) + 2 + head_cost
         if p.group is not None:
-            headed.add(p.group)
+            opened.add(p.group)
     blocks: list[str] = []
-    shown_groups: set[str] = set()
+    current: str | None = None
     for i, p in enumerate(pieces):
         if i not in chosen:
             continue
-        if p.group is not None and p.group not in shown_groups:
-            shown_groups.add(p.group)
-            blocks.append(_heading(p.group))
+        if p.group != current:
+            if current is not None and frame(current)[1]:
+                blocks.append(frame(current)[1])
+            current = p.group
+            if current is not None:
+                blocks.append(frame(current)[0])
         blocks.append(chosen[i])
+    if current is not None and frame(current)[1]:
+        blocks.append(frame(current)[1])
     if left_comments or left_other:
         blocks.append(
             f"> This review is longer than GitHub allows ({limit} characters): "
@@ -146,6 +125,13 @@ def _counts(items: list[Item]) -> str:
     return ", ".join(f"{by.get(k, 0)} {k}" for k in ("error", "warning", "info"))
 
 
+def _file_section(path: str, findings: int) -> tuple[str, str]:
+    """A file's collapsible block (HTML, so the path is escaped, not a code span)."""
+    count = f" · {findings} finding" + ("" if findings == 1 else "s") if findings else ""
+    name = html.escape(printable(strip_markers(path)), quote=False)
+    return f"<details><summary><code>{name}</code>{count}</summary>", "</details>"
+
+
 @dataclass(frozen=True)
 class BodyContext:
     """What the body needs to know beyond the report: the PR, what is already on it, and
@@ -153,18 +139,20 @@ class BodyContext:
 
     target: ResolvedTarget
     host: str | None
-    items: list[Item]  # every comment of the report, deduplicated
+    items: list[Item]  # every comment of the report, deduplicated and grouped
     there: frozenset[str]  # fingerprints already on the pull request
     blobs: dict[str, str | None]  # path -> blob SHA at the head
+    policy: NoisePolicy = field(default_factory=NoisePolicy)
+
+    @property
+    def pr_url(self) -> str | None:
+        """The pull request's page (links to lines of its diff hang off it)."""
+        display = self.target.display
+        return display.rstrip("/") if "/pull/" in display else None
 
 
-def main_body(report: ReviewReport, ctx: BodyContext, review_fp: str) -> tuple[str, set[str]]:
-    """The review body: what is new (counts, summaries of files not summarised before, comments
-    without a diff line), skipped files and notes, ending in the review fingerprint."""
-    target, host = ctx.target, ctx.host
-    new = [i for i in ctx.items if i.fingerprint not in ctx.there]
-    moved = [i for i in new if not i.inline]
-    moved_earlier = sum(1 for i in ctx.items if not i.inline and i.fingerprint in ctx.there)
+def _header(report: ReviewReport, ctx: BodyContext, new: list[Item]) -> list[str]:
+    target = ctx.target
     already = len(ctx.items) - len(new)
     if already:
         comments = (
@@ -173,7 +161,7 @@ def main_body(report: ReviewReport, ctx: BodyContext, review_fp: str) -> tuple[s
         )
     else:
         comments = f"{len(ctx.items)} comment(s) ({_counts(ctx.items)})"
-    reviewer = f" · reviewer {_code(report.reviewer)}" if report.reviewer else ""
+    reviewer = f" · reviewer {code(report.reviewer)}" if report.reviewer else ""
     # a failed file is not reviewed: the rerun retries it (the notes say so)
     failed = f", {len(report.failed)} failed" if report.failed else ""
     done = f"**{len(report.reviewed)}/{report.files_total} files reviewed**{failed}"
@@ -185,25 +173,59 @@ def main_body(report: ReviewReport, ctx: BodyContext, review_fp: str) -> tuple[s
     ]
     if report.head_sha and report.head_sha != target.head_sha:
         header += ["", f"Reviewed at `{report.head_sha[:12]}`, posted on the head `{target.head_sha[:12]}`."]
-    if moved:
+    outside = sum(1 for i in new if i.why == "outside")
+    below = sum(1 for i in new if i.why == "below")
+    capped = sum(1 for i in new if i.why == "capped")
+    repeated = sum(1 for i in new if i.others)
+    if outside:
         header += [
             "",
-            f"{len(moved)} comment(s) could not be placed on a line of the diff: "
+            f"{outside} comment(s) could not be placed on a line of the diff: "
             "they are listed under their file below.",
         ]
+    if below:
+        floor = ctx.policy.threshold
+        header += [
+            "",
+            f"{below} finding(s) below `{floor}` are listed under their file below, not inline "
+            "(`severity_threshold`).",
+        ]
+    if capped:
+        header += [
+            "",
+            f"{capped} more finding(s) over the limit of {ctx.policy.max_inline} inline comments "
+            "(`max_inline_comments`) are listed below by severity.",
+        ]
+    if repeated:
+        header += [
+            "",
+            f"{repeated} finding(s) repeated in several places are posted once, listing the other places.",
+        ]
+    moved_earlier = sum(1 for i in ctx.items if not i.inline and i.fingerprint in ctx.there)
     if moved_earlier:
-        header += ["", f"{moved_earlier} comment(s) outside the diff were posted earlier: not repeated here."]
-    summaries: list[_Piece] = []
+        header += ["", f"{moved_earlier} comment(s) in the body were posted earlier: not repeated here."]
+    return header
+
+
+def main_body(report: ReviewReport, ctx: BodyContext, review_fp: str) -> tuple[str, set[str]]:
+    """The review body (see the module's docstring), ending in the review fingerprint."""
+    host, pr_url = ctx.host, ctx.pr_url
+    new = [i for i in ctx.items if i.fingerprint not in ctx.there]
+    header = _header(report, ctx, new)
+    walkthrough = report.walkthrough
+    findings = report.findings_by_file()
+    with_section = {f.path for f in report.files if findings.get(f.path) or walkthrough is None}
+    summaries: dict[str, _Piece] = {}
     unchanged = 0
     for f in report.files:
-        if not f.summary.strip():
+        if not f.summary.strip() or f.path not in with_section:
             continue
         sfp = summary_fingerprint(f.path, f.summary, ctx.blobs.get(f.path) or f.blob_sha)
         if sfp in ctx.there:
             unchanged += 1
             continue
-        summaries.append(
-            _Piece(sanitize(f.summary, host=host), 2, f.path, raw=f.summary, suffix=f"\n{marker(sfp)}")
+        summaries[f.path] = _Piece(
+            sanitize(f.summary, host=host), 2, f.path, raw=f.summary, suffix=f"\n{marker(sfp)}"
         )
     if unchanged:
         header += [
@@ -212,27 +234,58 @@ def main_body(report: ReviewReport, ctx: BodyContext, review_fp: str) -> tuple[s
             "not repeated here.",
         ]
     pieces = [_Piece("\n".join(header), 0)]
+    if walkthrough is not None:
+
+        def prose(text: str) -> str:
+            return sanitize(text, host=host)
+
+        # a finding posted once for several places: its risk links to where the comment is
+        lead_of = {(p, c.line, c.side): i for i in ctx.items for p, c in i.others}
+
+        def link(risk: Risk) -> str | None:
+            lead = lead_of.get((risk.path, risk.line, risk.side))
+            if lead is not None:
+                return diff_link(pr_url, lead.path, lead.comment.line, lead.comment.side)
+            return diff_link(pr_url, risk.path, risk.line, risk.side)
+
+        pieces.append(
+            _Piece("### Walkthrough\n\n" + render_head(walkthrough, prose=prose, code=code, link=link), 0)
+        )
+        table = render_table(walkthrough, prose=prose, code=code, findings=findings)
+        if table:
+            pieces.append(_Piece(table, 2))
+    sections: dict[str, tuple[str, str]] = {
+        CAPPED: ("### More findings, by severity", ""),
+    }
+    capped = by_severity([i for i in new if i.why == "capped"])
+    pieces.extend(
+        _Piece(i.body_entry(host, pr_url, with_path=True), 1, CAPPED, i.fingerprint) for i in capped
+    )
     by_path: dict[str, list[Item]] = {}
-    for item in moved:
-        by_path.setdefault(item.path, []).append(item)
-    summary_of = {p.group: p for p in summaries}
+    for item in new:
+        if not item.inline and item.why != "capped":
+            by_path.setdefault(item.path, []).append(item)
     for f in report.files:
-        if f.path in summary_of:
-            pieces.append(summary_of[f.path])
-        pieces.extend(_Piece(i.body_entry(host), 1, f.path, i.fingerprint) for i in by_path.pop(f.path, []))
+        sections[f.path] = _file_section(f.path, findings.get(f.path, 0))
+        if f.path in summaries:
+            pieces.append(summaries[f.path])
+        pieces.extend(
+            _Piece(i.body_entry(host, pr_url), 1, f.path, i.fingerprint) for i in by_path.pop(f.path, [])
+        )
     for path, items in by_path.items():  # not expected: every comment belongs to a reviewed file
-        pieces.extend(_Piece(i.body_entry(host), 1, path, i.fingerprint) for i in items)
+        sections[path] = _file_section(path, len(items))
+        pieces.extend(_Piece(i.body_entry(host, pr_url), 1, path, i.fingerprint) for i in items)
     if report.skipped:
         lines = [f"<details><summary>{len(report.skipped)} file(s) skipped</summary>", ""]
-        lines += [f"- {_code(s.path)}: {sanitize(s.reason, host=host)}" for s in report.skipped]
+        lines += [f"- {code(s.path)}: {sanitize(s.reason, host=host)}" for s in report.skipped]
         lines += ["", "</details>"]
         pieces.append(_Piece("\n".join(lines), 3))
     pieces.extend(_Piece(f"> {sanitize(n, host=host)}".replace("\n", "\n> "), 3) for n in report.notes)
-    body, shown, _, _ = compose(pieces, marker(review_fp), host)
+    body, shown, _, _ = compose(pieces, marker(review_fp), host, sections=sections)
     return body, shown
 
 
-def followup_body(moved: list[Item], host: str | None) -> tuple[str, set[str]]:
+def followup_body(moved: list[Item], host: str | None, pr_url: str | None = None) -> tuple[str, set[str]]:
     """A body for comments still missing when the review body is already there (a partial
     earlier state, or the rest of a body that exceeded GitHub's limit). It has no review
     fingerprint: its comments carry their own."""
@@ -245,6 +298,6 @@ def followup_body(moved: list[Item], host: str | None) -> tuple[str, set[str]]:
             0,
         )
     ]
-    pieces.extend(_Piece(i.body_entry(host), 1, i.path, i.fingerprint) for i in moved)
+    pieces.extend(_Piece(i.body_entry(host, pr_url), 1, i.path, i.fingerprint) for i in moved)
     body, shown, _, _ = compose(pieces, "", host)
     return body.rstrip(), shown

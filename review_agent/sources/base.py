@@ -15,6 +15,9 @@ class ResolvedTarget:
     head_sha: str
     base_sha: str
     title: str = ""
+    # the pull request's body on GitHub, the head commit's body locally (whose subject is the
+    # title): data from the change's author, fenced in every prompt like the diff
+    description: str = ""
     author: str | None = None  # PR author login (GitHub) or None
     repo_slug: str | None = None  # "OWNER/REPO" for GitHub
     host: str | None = None  # "github.com" or an Enterprise host

@@ -129,6 +129,7 @@ class GitHubSource:
                 head_sha=pr.head.sha,
                 base_sha=pr.base.sha,
                 title=pr.title or "",
+                description=pr.body or "",
                 author=author,
                 repo_slug=slug,
                 host=self.ref.host,

@@ -149,13 +149,16 @@ class LocalGitSource:
     # -- the Source port -----------------------------------------------------------------------
     def resolve(self) -> ResolvedTarget:
         base_ref, _, head_sha = self._shas
+        # the head commit's subject is the title, its body the description (a pull request's)
         title = self._git("log", "-1", "--format=%s", head_sha).stdout.decode("utf-8", "replace")
+        body = self._git("log", "-1", "--format=%b", head_sha).stdout.decode("utf-8", "replace")
         return ResolvedTarget(
             kind="local",
             display=str(self.root),
             head_sha=head_sha,
             base_sha=self._merge_base,
             title=title.strip(),
+            description=body.strip(),
             path=str(self.root),
             base_ref=base_ref,
             head_ref=self.head,

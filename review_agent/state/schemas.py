@@ -96,3 +96,38 @@ class PlannedFile(BaseModel):
     path: str
     status: str = "modified"
     blob_sha: str | None = None
+
+
+class Risk(BaseModel):
+    """One of the walkthrough's top risks: a finding of the review (its file, line and side, so
+    the posted review can link to it) and why it matters."""
+
+    path: str
+    line: int = 0  # 0: the file as a whole
+    side: Side = "RIGHT"
+    severity: Severity = "warning"
+    text: str
+
+
+class ChangeRow(BaseModel):
+    """One line of the walkthrough's change table."""
+
+    path: str
+    change: str
+
+
+class Walkthrough(BaseModel):
+    """What the pull request does, its top risks, a change table and an effort estimate, written
+    once per review after the files (by one model call, or deterministically offline) and saved
+    apart from the checkpoints."""
+
+    overview: str
+    risks: list[Risk] = Field(default_factory=list)
+    changes: list[ChangeRow] = Field(default_factory=list)
+    effort: int | None = Field(default=None, ge=1, le=5)  # None: not estimated (offline)
+    writer: str = ""  # "builtin" or the model reviewer's name
+    model_calls: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float | None = None
+    note: str | None = None  # e.g. why a model's walkthrough was replaced by the counts
+    inputs: str = ""  # digest of what it was written from: the same inputs are never written again

@@ -8,7 +8,10 @@ again.
 
 Three namespaces (the plan of a thread is kept here too, written once by its plan step):
 - ``("reviews", <thread digest>)``, key = file path: the reviews of one thread;
-- ``("plans", <thread digest>)``, key ``plan``: the files to review and those skipped;
+- ``("plans", <thread digest>)``, key ``plan``: the files to review and those skipped; key
+  ``pr_context``: the pull request's context every file's prompt carries, built once by the
+  plan step (on GitHub it costs a content call per code file, so a resumed process reads it
+  here); key ``walkthrough``: the walkthrough, written once after the files;
 - ``("review_cache",)``, key = reuse key: the same review, found by a later push of the same PR
   when the file, its diff, the reviewer and the preferences are unchanged.
 Store labels may not contain dots, so thread ids are digested (stable, never ``hash()``).
@@ -21,7 +24,7 @@ from typing import Any
 from langgraph.store.base import BaseStore
 
 from review_agent.state.identity import stable_digest
-from review_agent.state.schemas import FileReview
+from review_agent.state.schemas import FileReview, Walkthrough
 
 PAGE = 500
 
@@ -65,7 +68,8 @@ class ReviewResults:
     def delete_thread(self, thread_id: str) -> None:
         for path in list(self.list(thread_id)):
             self.store.delete(_ns(thread_id), path)
-        self.store.delete(_plan_ns(thread_id), "plan")
+        for key in ("plan", "pr_context", "walkthrough"):
+            self.store.delete(_plan_ns(thread_id), key)
 
     def put_plan(self, thread_id: str, plan: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> None:
         self.store.put(_plan_ns(thread_id), "plan", {"files": plan, "skipped": skipped}, index=False)
@@ -76,6 +80,21 @@ class ReviewResults:
         if item is None:
             return [], []
         return list(item.value.get("files", [])), list(item.value.get("skipped", []))
+
+    def put_pr_context(self, thread_id: str, context: dict[str, Any]) -> None:
+        """The pull request's context (``PRContext.to_dict()``), as the plan step built it."""
+        self.store.put(_plan_ns(thread_id), "pr_context", context, index=False)
+
+    def get_pr_context(self, thread_id: str) -> dict[str, Any] | None:
+        item = self.store.get(_plan_ns(thread_id), "pr_context")
+        return dict(item.value) if item is not None else None
+
+    def put_walkthrough(self, thread_id: str, walkthrough: Walkthrough) -> None:
+        self.store.put(_plan_ns(thread_id), "walkthrough", walkthrough.model_dump(mode="json"), index=False)
+
+    def get_walkthrough(self, thread_id: str) -> Walkthrough | None:
+        item = self.store.get(_plan_ns(thread_id), "walkthrough")
+        return Walkthrough.model_validate(item.value) if item is not None else None
 
     def get_cached(self, key: str) -> FileReview | None:
         item = self.store.get(CACHE_NS, key)

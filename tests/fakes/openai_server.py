@@ -15,6 +15,10 @@ Why it answers the way it does:
 * Both structured-output styles are served: ``tools`` / ``tool_choice`` (function calling)
   gets a ``tool_calls`` answer, anything else (``response_format`` json_schema / json_object,
   or plain chat) gets the JSON as message content.
+* The walkthrough request (one per review, after the files) is recognised by its
+  ``WALKTHROUGH:`` line and attributed to the path :data:`WALKTHROUGH` (script it, count it with
+  ``calls_for(WALKTHROUGH)``); its default answer describes every listed file, names the first
+  three listed findings as risks and estimates the effort.
 * Faults are scripted per path or globally as a FIFO queue of :class:`Behaviour`; when a
   queue is empty the default answer is given. That lets a test say "two 500s, then succeed"
   for one file while the others are reviewed normally.
@@ -43,6 +47,10 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 FILE_LINE = re.compile(r"^FILE: (.+?)\s*$", re.MULTILINE)
+WALKTHROUGH_LINE = re.compile(r"^WALKTHROUGH: ", re.MULTILINE)
+WALKTHROUGH = "(walkthrough)"  # the "path" of the walkthrough request
+LISTED_FILE = re.compile(r"^## (.+) \(\+\d+ -\d+, [^)]*\)$", re.MULTILINE)
+LISTED_FINDING = re.compile(r"^\[(F\d+)\] ", re.MULTILINE)
 ADDED_LINE = re.compile(r"^\s*(\d+) \+", re.MULTILINE)
 DEFAULT_MODELS = ("fake-model", "gpt-4o-mini")
 MALFORMED_JSON = '{"summary": "I started answering but then'  # truncated: not valid JSON
@@ -123,11 +131,15 @@ def _text_of(content: Any) -> str:
 
 def path_of(messages: list[dict[str, Any]]) -> str | None:
     """The file a request is about: the first ``FILE:`` line of the latest user message that
-    has one (a repair turn appended after the original prompt may or may not repeat it)."""
+    has one (a repair turn appended after the original prompt may or may not repeat it), or
+    :data:`WALKTHROUGH` for the walkthrough request."""
     for message in reversed(messages):
         if message.get("role") != "user":
             continue
-        match = FILE_LINE.search(_text_of(message.get("content")))
+        text = _text_of(message.get("content"))
+        if WALKTHROUGH_LINE.search(text):
+            return WALKTHROUGH
+        match = FILE_LINE.search(text)
         if match:
             return match.group(1)
     return None
@@ -155,6 +167,25 @@ def default_answer(path: str | None, messages: list[dict[str, Any]]) -> dict[str
             )
             break
     return answer
+
+
+def walkthrough_answer(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The walkthrough as a model would write it from the listed reviews: an overview, the
+    first three listed findings as risks, a line per listed file, an effort estimate."""
+    text = "\n".join(_text_of(m.get("content")) for m in messages if m.get("role") == "user")
+    paths = LISTED_FILE.findall(text)
+    findings = LISTED_FINDING.findall(text)
+    return {
+        "overview": (
+            f"This pull request changes {len(paths)} files. "
+            f"The reviews found {len(findings)} findings worth a look."
+        ),
+        "risks": [
+            {"finding": f, "why": f"Finding {f} may break the callers of this code."} for f in findings[:3]
+        ],
+        "changes": [{"path": p, "change": f"Updates {p}."} for p in paths],
+        "effort": min(5, 1 + len(paths) // 5),
+    }
 
 
 def _tokens(text: str) -> int:
@@ -344,6 +375,8 @@ class _Handler(BaseHTTPRequestHandler):
             text = b.raw
         elif b.answer is not None:
             text = json.dumps(b.answer)
+        elif path == WALKTHROUGH:
+            text = json.dumps(walkthrough_answer(messages))
         else:
             text = json.dumps(default_answer(path, messages))
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}

@@ -7,12 +7,13 @@ import logging
 from collections.abc import Sequence
 
 from review_agent.redaction import redact_secrets
-from review_agent.reviewers.base import ReviewRequest, ReviewResult
+from review_agent.reviewers.base import ReviewRequest, ReviewResult, WalkthroughRequest
 from review_agent.reviewers.builtin.context import FileContext, Tools, read_prefs
 from review_agent.reviewers.builtin.findings import CheckFailed, Finding
 from review_agent.reviewers.builtin.registry import CHECKS, Check
 from review_agent.reviewers.builtin.tools import CommandRunner, ToolLocator, clip, find_tool, run_command
-from review_agent.state.schemas import SEVERITY_ORDER, Comment
+from review_agent.reviewers.builtin.walkthrough import deterministic_walkthrough
+from review_agent.state.schemas import SEVERITY_ORDER, Comment, Walkthrough
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,10 @@ class BuiltinReviewer:
                 comments=[],
                 failed=f"the built-in checks crashed on this file ({describe_failure(exc)})",
             )
+
+    def write_walkthrough(self, request: WalkthroughRequest) -> Walkthrough:
+        """The walkthrough of the whole review, offline: counts, changes, top findings."""
+        return deterministic_walkthrough(request, writer=self.name)
 
     def _review(self, request: ReviewRequest) -> ReviewResult:
         prefs = read_prefs(request.preferences)

@@ -40,7 +40,8 @@ from langchain_openai import ChatOpenAI
 
 from review_agent.errors import BadInput
 from review_agent.redaction import redact_known, redact_secrets, redact_url
-from review_agent.reviewers.base import ReviewRequest, ReviewResult
+from review_agent.reviewers.base import ReviewRequest, ReviewResult, WalkthroughRequest
+from review_agent.reviewers.builtin.walkthrough import deterministic_walkthrough
 from review_agent.reviewers.model.answer import (
     MalformedAnswer,
     payload_of,
@@ -59,7 +60,12 @@ from review_agent.reviewers.model.prompts import (
 )
 from review_agent.reviewers.model.text import one_line
 from review_agent.reviewers.model.tokens import token_counter
-from review_agent.state.schemas import ModelReview, Usage
+from review_agent.reviewers.model.walkthrough import (
+    ModelWalkthrough,
+    build_walkthrough_prompt,
+    read_walkthrough,
+)
+from review_agent.state.schemas import ModelReview, Usage, Walkthrough
 
 DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
 
@@ -154,6 +160,9 @@ class ModelReviewer:
         self._structured = self._llm.with_structured_output(
             ModelReview, method=STRUCTURED_OUTPUT_METHOD, include_raw=True
         )
+        self._walkthrough = self._llm.with_structured_output(
+            ModelWalkthrough, method=STRUCTURED_OUTPUT_METHOD, include_raw=True
+        )
 
     def close(self) -> None:
         """Close the HTTP connection pool: the reviewer owns it (it carries the request hook),
@@ -173,6 +182,35 @@ class ModelReviewer:
         token = _REQUESTS.set(counter)
         try:
             return self._review(request, counter)
+        finally:
+            _REQUESTS.reset(token)
+
+    def write_walkthrough(self, request: WalkthroughRequest) -> Walkthrough:
+        """One model call over the per-file summaries and findings (``walkthrough``). An answer
+        that cannot be used, or a prompt the server refuses, gives the deterministic
+        walkthrough with a note: the review never fails for its walkthrough."""
+        if not request.files:
+            return deterministic_walkthrough(request, writer=self.name)
+        counter = _Counter()
+        token = _REQUESTS.set(counter)
+        try:
+            messages = build_walkthrough_prompt(request, count=self.count_tokens, redact=self._redact)
+            attempt = self._ask(messages, counter, self._walkthrough)
+            usage = attempt.usage if attempt is not None else Usage()
+            note = "the model server refused the walkthrough prompt: counts and top findings instead"
+            if attempt is not None:
+                try:
+                    written = read_walkthrough(payload_of(attempt.result), request, self._redact)
+                    return written.model_copy(
+                        update={"writer": self.name, "model_calls": counter.n, "usage": usage}
+                    )
+                except MalformedAnswer as exc:
+                    note = (
+                        f"the model's walkthrough could not be read ({self._redact(str(exc))[:200]}): "
+                        "counts and top findings instead"
+                    )
+            fallback = deterministic_walkthrough(request, writer=self.name, note=note)
+            return fallback.model_copy(update={"model_calls": counter.n, "usage": usage})
         finally:
             _REQUESTS.reset(token)
 
@@ -225,14 +263,14 @@ class ModelReviewer:
             failed=f"the model's answer could not be parsed ({self._redact(problem)[:200]})",
         )
 
-    def _ask(self, messages: list[BaseMessage], counter: _Counter) -> _Attempt | None:
+    def _ask(self, messages: list[BaseMessage], counter: _Counter, structured: Any = None) -> _Attempt | None:
         """One model exchange (with the client's retries). None: the server refused this
         prompt itself, which another file's prompt would not trigger."""
         # the last wall before the network: whatever a message holds, redacted
         # (our messages are plain text; ``text`` joins the text parts of any other content)
         messages = [m.model_copy(update={"content": self._redact(str(m.text))}) for m in messages]
         try:
-            result = self._structured.invoke(messages)
+            result = (structured or self._structured).invoke(messages)
         except openai.APIError as exc:
             if refused_prompt(exc):
                 return None
