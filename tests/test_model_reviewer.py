@@ -235,8 +235,9 @@ def test_odd_comments_are_salvaged_not_fatal(fake: FakeOpenAI) -> None:
         (0, "warning"),
         (99, "info"),
     ]
-    assert result.comments[0].body == "Secret read hid."
-    assert "review-agent:" not in result.summary and "<!--" not in result.summary
+    # Markdown (HTML, forged markers) is the publisher's and the Markdown report's to sanitise,
+    # with the one sanitiser (tests/test_markdown_sanitizer.py); the reviewer keeps the words
+    assert result.comments[0].body == "Secret read <details>hid</details>."
     assert [c.body for c in result.comments[2:]] == [
         "Whole-file remark.",
         "Outside the diff.",
@@ -334,13 +335,8 @@ def test_empty_patch_needs_no_model_call(fake: FakeOpenAI) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("ok <!-- review-agent:abc --> done", "ok  done"),
-        ("<!<!---->-- hidden -->", ""),  # removing one must not splice another together
-        ("unclosed <!-- hidden to the end", "unclosed"),
-        ("`<!-- in code -->` is shown, not hidden", "`<!-- in code -->` is shown, not hidden"),
-        ('<span style="display:none">x</span> List<String>', "x List<String>"),
-        ("`<div>` stays in code", "`<div>` stays in code"),
         ("bidi\u202e trick\u200b\x1b[31m", "bidi trick[31m"),
+        ("a\n\n\n\nb", "a\n\nb"),
         (f"leaked {'ghp_' + 'x' * 36}", "leaked [redacted GitHub token]"),
     ],
 )

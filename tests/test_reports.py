@@ -261,6 +261,21 @@ def test_markdown_report_closes_what_a_summary_opens() -> None:
     assert [h for h in headings if h.startswith("`")] == ["`a.py`", "`b.py`", "`c.py`"]
 
 
+def test_the_markdown_report_sanitises_what_a_model_wrote_like_a_posted_review() -> None:
+    """The job summary is Markdown GitHub renders: a model's pixel, HTML, forged fingerprint or
+    link to another host is neutralised there as in a posted review (issue 11 item 4)."""
+    review = FileReview(
+        path="m.py",
+        summary='ok ![px](http://evil.example/p.png) <img src="http://evil.example/x"> '
+        "<!-- review-agent:review:" + "0" * 32 + " --> [docs](http://evil.example/d) @octocat",
+        comments=[Comment(line=1, body="see ![x](http://evil.example/y.png) and <b>bold</b>")],
+    )
+    out = render(make_report([review]), "markdown")
+    assert "evil.example/p.png" not in out and "<img" not in out and "review-agent:review" not in out
+    assert "](http://evil.example" not in out and "<b>" not in out
+    assert "docs" in out and "octocat" in out  # the text is kept
+
+
 def test_title_and_reasons_are_plain_text_in_markdown() -> None:
     report = make_report(
         [],

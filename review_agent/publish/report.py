@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from review_agent.publish.jsontext import dumps
+from review_agent.publish.markdown import sanitize
 from review_agent.publish.sarif import render_sarif
 from review_agent.publish.walkthrough import render_walkthrough
 from review_agent.state.schemas import SEVERITY_ORDER, FileReview, Skipped, Usage, Walkthrough
@@ -186,9 +187,19 @@ def _walkthrough_text(w: Walkthrough) -> list[str]:
     return [*out, ""]
 
 
-def _md_cell(text: str) -> str:
-    """A comment body in a table cell: one line, and a ``|`` that does not end the cell."""
-    return printable_block(text).replace("|", "\\|").replace("\n", " ")
+def _md_cell(text: str, host: str | None = None) -> str:
+    """A comment body in a table cell: sanitised like anything posted, one line, and a ``|``
+    that does not end the cell."""
+    return printable_block(sanitize(text, host=host)).replace("|", "\\|").replace("\n", " ")
+
+
+def _github_host(report: ReviewReport) -> str | None:
+    """The host links in the Markdown report may point at: the reviewed repository's, when it is
+    on the web (a job summary is rendered by GitHub, like a posted review)."""
+    uri = report.repository_uri
+    if not uri.startswith(("https://", "http://")):
+        return None
+    return uri.split("://", 1)[1].split("/", 1)[0] or None
 
 
 def render_markdown(report: ReviewReport) -> str:
@@ -196,13 +207,18 @@ def render_markdown(report: ReviewReport) -> str:
     close, plain untrusted text (title, reasons) escaped, model text without control characters
     (it is Markdown by design, kept, but closed: an open fence or HTML block in one summary
     must not swallow the files after it)."""
+    host = _github_host(report)
+
+    def model_md(text: str) -> str:  # what a model wrote, with the posted review's sanitiser
+        return md_block(sanitize(text, host=host))
+
     out = [f"## review-agent: {md_text(report.target)}", ""]
     if report.title:
         out += [f"**{md_text(report.title)}**", ""]
     if report.walkthrough is not None:
         out += [
             render_walkthrough(
-                report.walkthrough, prose=md_block, code=md_code, findings=report.findings_by_file()
+                report.walkthrough, prose=model_md, code=md_code, findings=report.findings_by_file()
             ),
             "",
         ]
@@ -218,7 +234,7 @@ def render_markdown(report: ReviewReport) -> str:
         failed = "" if f.ok else " — failed, not reviewed"
         out.append(f"### {md_code(f.path)}" + (" (reused)" if f.reused else "") + failed)
         out.append("")
-        out.append(md_block(f.summary))
+        out.append(model_md(f.summary))
         if f.error:
             out += ["", "Not reviewed: " + md_text(f.error)]
         out.append("")
@@ -226,13 +242,13 @@ def render_markdown(report: ReviewReport) -> str:
             out.append("| line | severity | comment |")
             out.append("| ---: | --- | --- |")
             for c in f.comments:
-                out.append(f"| {c.line} | {c.severity} | {_md_cell(c.body)} |")
+                out.append(f"| {c.line} | {c.severity} | {_md_cell(c.body, host)} |")
             out.append("")
         if f.unanchored:
             out.append("Outside the diff:")
             out.append("")
             for c in f.unanchored:
-                out.append(f"- line {c.line} ({c.severity}): {_md_cell(c.body)}")
+                out.append(f"- line {c.line} ({c.severity}): {_md_cell(c.body, host)}")
             out.append("")
     if report.skipped:
         out.append("<details><summary>Skipped files</summary>")

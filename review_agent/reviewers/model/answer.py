@@ -71,32 +71,17 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _JSON_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
-def _without_html(prose: str) -> str:
-    previous = None
-    while previous != prose:  # removing one comment must not splice another together
-        previous, prose = prose, _HTML_COMMENT.sub("", prose)
-
-    def drop(match: re.Match[str]) -> str:
-        return "" if match.group(1).lower() in _HTML_ELEMENTS else match.group(0)
-
-    return _HTML_TAG.sub(drop, prose)
-
-
 def clean_answer_text(text: str, limit: int, redact: Callable[[str], str] = lambda t: t) -> str:
     """The model's text as everything downstream gets it (the report in every format, the
     store, the posted review): nothing invisible, nothing secret, bounded length.
 
     Removed: zero-width and bidirectional characters and control characters, which hide,
-    reorder or recolour text in any viewer; anything shaped like a credential (``redact``); and,
-    outside code, HTML comments and tags, which hide or disguise text wherever Markdown is
-    rendered. The last is kept here only because the Markdown report (the Action's job summary)
-    renders inline HTML: the posted review has the publisher's one Markdown sanitiser (no HTML,
-    mentions, links to other hosts or forged fingerprints), and once the Markdown report uses it
-    too, ``_without_html`` can go.
+    reorder or recolour text in any viewer, and anything shaped like a credential (``redact``).
+    What is Markdown-specific (HTML, images, mentions, links to other hosts, forged
+    fingerprints) is the one Markdown sanitiser's job, wherever Markdown is rendered: the posted
+    review and the Markdown report (``review_agent.publish.markdown``).
     """
     text = _CONTROL.sub("", _INVISIBLE.sub("", text))
-    parts = _CODE.split(text)
-    text = "".join(p if i % 2 else _without_html(p) for i, p in enumerate(parts))
     text = re.sub(r"\n{3,}", "\n\n", redact(text)).strip()
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
