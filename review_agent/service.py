@@ -398,6 +398,9 @@ class ReviewRun:
                     )
                 elif mode == "custom" and isinstance(chunk, dict) and "file_done" in chunk:
                     self._file_event(chunk, counted)
+                elif mode == "custom" and isinstance(chunk, dict) and "walkthrough" in chunk:
+                    audit.walkthrough(chunk["walkthrough"], chunk.get("model_calls", 0), chunk.get("note"))
+                    listener.info(f"walkthrough written by {chunk['walkthrough']}")
         except Interrupted:
             done = self._done_count()
             total = self._values().get("files_total", job.files_listed)

@@ -351,6 +351,9 @@ def describe(event: AuditEvent) -> str:
             f"posted review {d.get('review_id')}: {new} new, {d.get('comments_already_there') or 0} "
             f"already there, {d.get('moved_to_body') or 0} moved to the body"
         )
+    if name == ev.WALKTHROUGH:
+        why = f" ({d['note']})" if d.get("note") else ""
+        return f"walkthrough written by {d.get('writer')}{why}"
     if name == ev.FRESH:
         return "--fresh: saved checkpoints and reviews of this change discarded (this log is kept)"
     if name == ev.FORKED:

@@ -57,7 +57,9 @@ MODEL_ENV = {
     "REVIEW_AGENT_RETRY_INTERVAL": "0.1",
 }
 # stderr lines the CLI prints on a healthy run; anything else is a problem report
-PROGRESS = re.compile(r"^(\[\d+/\d+\] |reviewer |Resuming: |Already reviewed: |offline: )")
+PROGRESS = re.compile(
+    r"^(\[\d+/\d+\] |reviewer |Resuming|Already reviewed: |offline: |walkthrough written by )"
+)
 
 
 # --------------------------------------------------------------------------------------------

@@ -102,6 +102,10 @@ def test_the_walkthrough_is_one_model_call_after_the_files_and_heads_the_posted_
     assert again.returncode == 0, again.stderr
     assert fake_openai.total_calls == len(calls) and github.count("POST", "/pulls/7/reviews") == posts
     assert json.loads(again.stdout)["walkthrough"] == walkthrough
+    # said on the terminal once, and in the audit trail
+    assert "walkthrough written by openai:fake-model" in r.stderr and "walkthrough" not in again.stderr
+    history = run_cli(["history", args[1]], env, tmp_path).stdout
+    assert history.count("walkthrough written by openai:fake-model") == 1
 
 
 @pytest.mark.slow

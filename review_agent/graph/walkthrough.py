@@ -18,6 +18,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from langgraph.config import get_stream_writer
+
 from review_agent.errors import Interrupted
 from review_agent.graph.ports import GraphPorts
 from review_agent.reviewers.base import WalkthroughFile, WalkthroughRequest
@@ -137,4 +139,5 @@ class WalkthroughStep:
         written = written.model_copy(update={"inputs": key, "cost_usd": cost})
         # saved before this step's checkpoint: a kill now does not ask the model again
         results.put_walkthrough(ports.thread_id, written)
+        get_stream_writer()({"walkthrough": name, "model_calls": written.model_calls, "note": reason or None})
         return {"model_calls": written.model_calls, "cost_usd": cost or 0.0}

@@ -51,6 +51,7 @@ FILE_REVIEWED = "file_reviewed"
 FILE_REUSED = "file_reused"
 FILE_FAILED = "file_failed"
 POSTED = "posted"
+WALKTHROUGH = "walkthrough"
 FRESH = "fresh"
 FORKED = "forked"
 PRUNED = "pruned"
@@ -445,6 +446,13 @@ class AuditRun:
         """The plan: how many files will be reviewed, and each skipped file with its reason."""
         skipped = [{"path": str(s["path"]), "reason": str(s.get("reason", ""))} for s in skipped or []]
         self._put(PLANNED, {"files_total": files_total, "skipped": skipped})
+
+    def walkthrough(self, writer: str, model_calls: int, note: str | None = None) -> None:
+        """The walkthrough was written (by a model, or deterministically, and why)."""
+        data: dict[str, Any] = {"writer": writer, "model_calls": model_calls}
+        if note:
+            data["note"] = one_line(note)
+        self._put(WALKTHROUGH, data)
 
     def file_done(
         self,
