@@ -21,6 +21,7 @@ from review_agent.repo_config import RepoConfig, parse_repo_config
 from review_agent.sources.base import ResolvedTarget, Source
 from review_agent.storage.memory import Learnings, Recalled
 from review_agent.storage.preferences import Preferences
+from review_agent.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def learn_from_dismissals(
         except BadInput as exc:  # e.g. the finding quotes a credential: memory refuses it
             log.warning("a dismissed finding on %s was not learned: %s", d.path[:300], exc)
     if learned:
-        listener.info(f"learned from {learned} dismissed finding(s) on this pull request")
+        listener.info(f"learned from {plural(learned, 'dismissed finding')} on this pull request")
     return learned
 
 

@@ -355,7 +355,9 @@ class ReviewRun:
             as_node="plan",
         )
         self._drive(None, resumed=True, done_before=done_before)
-        return self.report(self._values(), resumed=True, done_before=done_before)
+        # "resumed" only when this run kept files of the earlier ones (not when another reviewer's
+        # files were all asked again)
+        return self.report(self._values(), resumed=done_before > 0, done_before=done_before)
 
     def _values(self) -> dict[str, Any]:
         return self.graph.get_state(self.config).values or {}

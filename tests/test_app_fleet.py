@@ -356,7 +356,7 @@ def test_closing_the_pull_request_stops_its_running_review(
         f.wait_until(lambda: model.total_calls >= 2, 60, "the review to run")
         github.close_pr("octo", "closing", 1)
         status, answer = post_webhook(f.url, "pull_request", pr_payload(github, pr, "closed"))
-        assert status == 200 and answer["detail"] == "1 pending job(s) cancelled"
+        assert status == 200 and answer["detail"] == "1 pending job cancelled"
         f.wait_until(lambda: bool(f.runs()), 30, "the review to stop")
         time.sleep(1.0)
         assert [r[3] for r in f.runs()] == ["cancelled"]

@@ -153,7 +153,7 @@ def test_full_post_is_one_review_with_every_comment_on_a_diff_line(gh: FakeGitHu
     assert marker(body_fp(gh, rep)) in body
     assert body.rstrip().endswith("-->")
     assert "12/13 files reviewed" in body
-    assert "36 comment(s) (12 error, 12 warning, 12 info)" in body
+    assert "36 comments (12 error, 12 warning, 12 info)" in body
     assert all(
         f"<summary><code>{path(i)}</code>" in body and f"Summary of {path(i)}." in body for i in range(12)
     )
@@ -186,7 +186,7 @@ def test_a_rerun_posts_nothing(gh: FakeGitHub) -> None:
     assert len(gh.review_comments("octo", "demo", 7)) == 36
     assert (second.comments_posted, second.comments_already_there) == (0, 36)
     assert second.review_id == first.review_id
-    assert second.message.startswith("nothing to post: this review and its 36 comment(s) are already on")
+    assert second.message.startswith("nothing to post: this review and its 36 comments are already on")
     assert f"(review {second.review_id}, http" in second.message
     second.model_dump_json()  # stored in the checkpoint: plain JSON
 
@@ -211,7 +211,7 @@ def test_only_missing_comments_are_posted_after_a_partial_state(gh: FakeGitHub) 
     last = gh.requests_to("POST", POSTS)[-1]
     assert [x["line"] for x in last.json["comments"]] == [5]
     assert marker(body_fp(gh, rep)) in last.json["body"]
-    assert "1 new comment(s), 3 already on the pull request" in last.json["body"]
+    assert "1 new comment, 3 already on the pull request" in last.json["body"]
     assert f"Summary of {path(0)}." not in last.json["body"]
     assert "1 file summary(ies) are already on this pull request" in last.json["body"]
     assert result.review_id == gh.reviews("octo", "demo", 7)[-1]["id"]
@@ -240,7 +240,7 @@ def test_a_comment_outside_the_diff_goes_into_the_body(gh: FakeGitHub) -> None:
     assert "**error** on line 40: this function is never called" in section
     assert "line 9 (removed side): old code far from the hunk" in section
     assert marker(fp(0, stray)) in section and marker(fp(0, left)) in section
-    assert "2 comment(s) could not be placed on a line of the diff" in body
+    assert "2 comments could not be placed on a line of the diff" in body
     # their fingerprints in the body count as posted: a rerun adds nothing
     again = publisher(gh).publish(report({path(0): [ok, stray, left], path(1): []}))
     assert (again.comments_posted, again.comments_already_there) == (0, 3)
@@ -430,11 +430,11 @@ def test_a_new_push_repeats_no_comment_on_an_unchanged_file(gh: FakeGitHub) -> N
     assert sum(c["path"] == path(0) for c in gh.review_comments("octo", "demo", 7)) == 1
     # a new head has its own body, which says what is new and repeats no unchanged summary
     assert fingerprints_in(first["body"]) != fingerprints_in(second["body"])
-    assert "1 new comment(s), 1 already on the pull request (2 in all" in second["body"]
+    assert "1 new comment, 1 already on the pull request (2 in all" in second["body"]
     assert f"Summary of {path(1)}." in second["body"] and f"Summary of {path(0)}." not in second["body"]
     assert "1 file summary(ies) are already on this pull request" in second["body"]
     assert result.message.startswith(f"posted a review on octo/demo#7 (review {second['id']}, http")
-    assert result.message.endswith("1 comment(s) posted (1 inline, 0 in the review body), 1 already there")
+    assert result.message.endswith("1 comment posted (1 inline, 0 in the review body), 1 already there")
 
 
 # --- a different review at the same commit ---------------------------------------------------
@@ -466,7 +466,7 @@ def test_a_different_review_at_the_same_commit_is_posted_with_its_body(
     assert f"reviewer `{order[1]}`" in r2["body"] and f"{order[1]} says {path(1)} is fine." in r2["body"]
     assert marker(body_fp(gh, reports[order[1]])) in r2["body"]
     assert (second.comments_posted, second.comments_already_there) == (1, 1)  # the shared one is not repeated
-    assert "1 new comment(s), 1 already on the pull request" in r2["body"]
+    assert "1 new comment, 1 already on the pull request" in r2["body"]
     assert sum(c["body"].count("x is a magic number") for c in gh.review_comments("octo", "demo", 7)) == 1
     # each run again, from yet another process: nothing new, and its own review named
     for who, holder in ((order[0], r1), (order[1], r2)):

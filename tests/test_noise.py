@@ -105,7 +105,7 @@ def test_the_same_finding_on_several_files_is_one_comment_listing_the_others(gh:
     blob = make_file(path(2), patch(), content=content(2))["sha"]
     assert fingerprints_in(lead["body"]) == {comment_fingerprint(path(2), rep.files[2].comments[0], blob)}
     (review,) = gh.reviews("octo", "demo", 7)
-    assert "1 finding(s) repeated in several places are posted once" in review["body"]
+    assert "1 finding repeated in several places: each posted once" in review["body"]
     assert result.comments_posted == 2
 
     # a rerun, and a new push that changes only a place listed by the lead, post nothing
@@ -134,7 +134,7 @@ def test_info_findings_stay_out_of_the_diff_by_default_and_in_the_body(gh: FakeG
     assert [(c["path"], c["line"]) for c in inline(gh)] == [(path(0), 4)]
     (review,) = gh.reviews("octo", "demo", 7)
     body = review["body"]
-    assert "2 finding(s) below `warning` are listed under their file below, not inline" in body
+    assert "2 findings below `warning` are listed under their file below, not inline" in body
     block = body.split(f"<summary><code>{path(0)}</code>", 1)[1].split("</details>", 1)[0]
     assert "- **info** on line 2: A nit." in block and "A real problem." not in block
     assert (result.comments_posted, result.moved_to_body) == (3, 2)
@@ -160,7 +160,7 @@ def test_inline_comments_are_capped_and_the_rest_ranked_in_the_body(gh: FakeGitH
     assert sum(c["body"].startswith("**error**") for c in comments) == 3  # the most severe stay inline
     (review,) = gh.reviews("octo", "demo", 7)
     body = review["body"]
-    assert "8 more finding(s) over the limit of 25 inline comments (`max_inline_comments`)" in body
+    assert "8 more findings over the limit of 25 inline comments (`max_inline_comments`)" in body
     section = body.split("### More findings, by severity", 1)[1].split("<details>", 1)[0]
     listed = re.findall(r"warning number (\d+)", section)
     assert len(listed) == 8 and not set(listed) & {re.search(r"\d+", c["body"])[0] for c in comments}
@@ -179,7 +179,7 @@ def test_max_inline_comments_comes_from_the_review_preferences(gh: FakeGitHub) -
     publisher(gh).publish(rep)
     assert len(inline(gh)) == 2
     (review,) = gh.reviews("octo", "demo", 7)
-    assert "3 more finding(s) over the limit of 2 inline comments" in review["body"]
+    assert "3 more findings over the limit of 2 inline comments" in review["body"]
     config, problem = parse_repo_config("max_inline_comments = 10\n")
     assert problem is None and config.as_preferences() == {"max_inline_comments": 10}
     _, problem = parse_repo_config("max_inline_comments = -1\n")

@@ -62,6 +62,7 @@ from review_agent.publish.review_body import BODY_LIMIT, BodyContext, Item, foll
 from review_agent.sources.base import ResolvedTarget
 from review_agent.sources.github import GitHubSource
 from review_agent.state.schemas import Comment
+from review_agent.wording import plural
 
 __all__ = [
     "BODY_LIMIT",
@@ -268,13 +269,12 @@ class GitHubPublisher:
         where = f"review {review_id}" + (f", {review_url}" if review_url else "")
         if first_posted is not None:
             message = (
-                f"posted a review on {name} ({where}): {len(new)} comment(s) posted "
+                f"posted a review on {name} ({where}): {plural(len(new), 'comment')} posted "
                 f"({len(new) - moved} inline, {moved} in the review body), {already} already there"
             )
         else:
-            message = (
-                f"nothing to post: this review and its {already} comment(s) are already on {name} ({where})"
-            )
+            there = plural(already, "comment")
+            message = f"nothing to post: this review and its {there} are already on {name} ({where})"
         return PublishResult(
             review_id=review_id,
             review_url=review_url or None,

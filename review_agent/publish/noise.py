@@ -29,6 +29,7 @@ from review_agent.publish.fingerprints import marker
 from review_agent.publish.markdown import fit, sanitize, strip_markers
 from review_agent.state.schemas import SEVERITY_ORDER, Comment
 from review_agent.textsafe import md_code
+from review_agent.wording import plural
 
 BODY_LIMIT = 65536  # GitHub's limit on a review body and on an inline comment body
 MOVED_COMMENT_LIMIT = 8000  # one comment moved to the body may not crowd out all the others
@@ -91,7 +92,9 @@ class Item:
             url = diff_link(pr_url, path, c.line, c.side)
             shown.append(f"[{text}]({url})" if url else text)
         more = len(self.others) - MAX_PLACES
-        return "Also on " + ", ".join(shown) + (f" and {more} more place(s)" if more > 0 else "") + "."
+        return (
+            "Also on " + ", ".join(shown) + (f" and {plural(more, 'more place')}" if more > 0 else "") + "."
+        )
 
     def payload(self, host: str | None, pr_url: str | None = None) -> ReviewComment:
         c = self.comment

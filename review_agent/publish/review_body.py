@@ -30,6 +30,7 @@ from review_agent.publish.walkthrough import render_head, render_table
 from review_agent.sources.base import ResolvedTarget
 from review_agent.state.schemas import SEVERITY_ORDER, Risk
 from review_agent.textsafe import printable
+from review_agent.wording import plural
 
 __all__ = ["BODY_LIMIT", "BodyContext", "Item", "compose", "followup_body", "main_body"]
 
@@ -109,8 +110,8 @@ def compose(
     if left_comments or left_other:
         blocks.append(
             f"> This review is longer than GitHub allows ({limit} characters): "
-            f"{left_comments} comment(s) continue in a follow-up review and {left_other} other "
-            "part(s) are left out here; the full review is in the report."
+            f"{plural(left_comments, 'comment')} continue in a follow-up review and "
+            f"{plural(left_other, 'other part')} are left out here; the full review is in the report."
         )
     blocks.append(footer)
     body = "\n\n".join(b for b in blocks if b)
@@ -156,11 +157,11 @@ def _header(report: ReviewReport, ctx: BodyContext, new: list[Item]) -> list[str
     already = len(ctx.items) - len(new)
     if already:
         comments = (
-            f"{len(new)} new comment(s), {already} already on the pull request "
+            f"{plural(len(new), 'new comment')}, {already} already on the pull request "
             f"({len(ctx.items)} in all: {_counts(ctx.items)})"
         )
     else:
-        comments = f"{len(ctx.items)} comment(s) ({_counts(ctx.items)})"
+        comments = f"{plural(len(ctx.items), 'comment')} ({_counts(ctx.items)})"
     reviewer = f" · reviewer {code(report.reviewer)}" if report.reviewer else ""
     # a failed file is not reviewed: the rerun retries it (the notes say so)
     failed = f", {len(report.failed)} failed" if report.failed else ""
@@ -180,30 +181,34 @@ def _header(report: ReviewReport, ctx: BodyContext, new: list[Item]) -> list[str
     if outside:
         header += [
             "",
-            f"{outside} comment(s) could not be placed on a line of the diff: "
+            f"{plural(outside, 'comment')} could not be placed on a line of the diff: "
             "they are listed under their file below.",
         ]
     if below:
         floor = ctx.policy.threshold
         header += [
             "",
-            f"{below} finding(s) below `{floor}` are listed under their file below, not inline "
+            f"{plural(below, 'finding')} below `{floor}` are listed under their file below, not inline "
             "(`severity_threshold`).",
         ]
     if capped:
         header += [
             "",
-            f"{capped} more finding(s) over the limit of {ctx.policy.max_inline} inline comments "
+            f"{plural(capped, 'more finding')} over the limit of {ctx.policy.max_inline} inline comments "
             "(`max_inline_comments`) are listed below by severity.",
         ]
     if repeated:
         header += [
             "",
-            f"{repeated} finding(s) repeated in several places are posted once, listing the other places.",
+            f"{plural(repeated, 'finding')} repeated in several places: each posted once, "
+            "listing the other places.",
         ]
     moved_earlier = sum(1 for i in ctx.items if not i.inline and i.fingerprint in ctx.there)
     if moved_earlier:
-        header += ["", f"{moved_earlier} comment(s) in the body were posted earlier: not repeated here."]
+        header += [
+            "",
+            f"{plural(moved_earlier, 'comment')} in the body were posted earlier: not repeated here.",
+        ]
     return header
 
 
@@ -276,7 +281,7 @@ def main_body(report: ReviewReport, ctx: BodyContext, review_fp: str) -> tuple[s
         sections[path] = _file_section(path, len(items))
         pieces.extend(_Piece(i.body_entry(host, pr_url), 1, path, i.fingerprint) for i in items)
     if report.skipped:
-        lines = [f"<details><summary>{len(report.skipped)} file(s) skipped</summary>", ""]
+        lines = [f"<details><summary>{plural(len(report.skipped), 'file')} skipped</summary>", ""]
         lines += [f"- {code(s.path)}: {sanitize(s.reason, host=host)}" for s in report.skipped]
         lines += ["", "</details>"]
         pieces.append(_Piece("\n".join(lines), 3))

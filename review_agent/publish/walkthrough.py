@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from review_agent.state.schemas import Risk, Walkthrough
+from review_agent.wording import plural
 
 MAX_TABLE_ROWS = 100  # beyond this many files, the table says how many more there are
 _BARE_PIPE = re.compile(r"(?<!\\)\|")
@@ -64,7 +65,7 @@ def render_table(
         )
     more = len(rows) - MAX_TABLE_ROWS
     if more > 0:
-        out.append(f"| … | {more} more file(s), each in the report |" + (" |" if counted else ""))
+        out.append(f"| … | {plural(more, 'more file')}, each in the report |" + (" |" if counted else ""))
     return "\n".join(out)
 
 

@@ -23,6 +23,7 @@ from psycopg import AsyncConnection
 
 from review_agent.server.events import Action, Cancel, Command, Ignore, Installation, Review
 from review_agent.state.identity import stable_digest
+from review_agent.wording import plural
 from review_agent.worker.queue import COMMAND_TASK, REVIEW_QUEUE, REVIEW_TASK, pr_key
 
 
@@ -85,7 +86,7 @@ async def _cancel(app: procrastinate.App, conn: AsyncConnection, jobs: list[dict
     for j in jobs:
         # a waiting job is cancelled; a running one is asked to stop at its next file boundary
         await app.job_manager.cancel_job_by_id_async(j["id"], abort=j["status"] == "doing", connection=conn)
-    return Outcome("cancelled", f"{len(jobs)} pending job(s) cancelled")
+    return Outcome("cancelled", f"{plural(len(jobs), 'pending job')} cancelled")
 
 
 async def _queue_command(app: procrastinate.App, conn: AsyncConnection, action: Command) -> Outcome:
