@@ -33,8 +33,10 @@ ADMIN_URL = os.environ.get("REVIEW_AGENT_TEST_POSTGRES_URL", "postgresql://postg
 
 SAVER_CONN_KWARGS: dict[str, Any] = {
     # What PostgresSaver / AsyncPostgresSaver need (docs/architecture.md, "Pitfalls"): without
-    # autocommit nothing is committed, silently; prepared statements break under pgbouncer-style
-    # reuse; rows as dicts.
+    # autocommit nothing is committed, silently; rows as dicts. prepare_threshold=0 prepares
+    # every statement at once, as the saver's own from_conn_string does and as the product's
+    # connections do (which is why they need a direct or session-mode connection, never
+    # PgBouncer in transaction mode).
     "autocommit": True,
     "prepare_threshold": 0,
     "row_factory": dict_row,

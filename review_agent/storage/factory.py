@@ -142,7 +142,9 @@ def _open_postgres(url: str, *, read_only: bool = False):  # -> psycopg.Connecti
     options = {"options": "-c default_transaction_read_only=on"} if read_only else {}
     try:
         # autocommit: without it PostgresSaver commits nothing, silently (docs/architecture.md,
-        # "Pitfalls").
+        # "Pitfalls"). prepare_threshold=0 prepares every statement at once, as the saver's own
+        # from_conn_string does: a direct or session-mode connection, never PgBouncer in
+        # transaction mode (langgraph#6705).
         return psycopg.Connection.connect(
             url, autocommit=True, prepare_threshold=0, row_factory=dict_row, connect_timeout=10, **options
         )
