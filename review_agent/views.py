@@ -30,6 +30,7 @@ from review_agent.storage.audit import AuditEvent, RunRecord
 from review_agent.storage.factory import Storage, open_storage
 from review_agent.storage.results import ReviewResults
 from review_agent.timetravel import StepState, checkpoints, state_at, step_of, thread_config
+from review_agent.wording import plural
 
 if TYPE_CHECKING:
     from review_agent.github.auth import GitHubCredentials
@@ -289,16 +290,13 @@ def _checkpoint_event(values: dict[str, Any], prev: dict[str, Any] | None, sourc
     if cursor is not None and prev_cursor is not None and cursor > prev_cursor:
         return "reviewed " + ", ".join(values.get("last_done") or [])
     if cursor == 0 and prev_cursor is None and "files_total" in values:
-        return f"planned {values.get('files_total', 0)} files, {values.get('skipped_total', 0)} skipped"
+        planned = plural(values.get("files_total", 0), "file")
+        return f"planned {planned}, {values.get('skipped_total', 0)} skipped"
     if "preferences" in values and "preferences" not in prev:
-        return f"loaded {len(values['preferences'] or {})} preference(s)"
+        return "loaded " + plural(len(values["preferences"] or {}), "preference")
     if "target" in values and "target" not in prev:
         return "resolved " + str(values["target"].get("head_sha", ""))[:12]
     return "saved"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def describe(event: AuditEvent) -> str:
@@ -337,16 +335,16 @@ def describe(event: AuditEvent) -> str:
         return text
     if name == ev.FILE_REVIEWED:
         by = f" by {d['reviewer']}" if d.get("reviewer") else ""
-        return f"reviewed {d.get('path')}{by}: {_plural(int(d.get('comments', 0)), 'comment')}"
+        return f"reviewed {d.get('path')}{by}: {plural(int(d.get('comments', 0)), 'comment')}"
     if name == ev.FILE_REUSED:
         origin = f" from {d['from']}" if d.get("from") else " from an earlier review"
-        return f"reused {d.get('path')}{origin}: {_plural(int(d.get('comments', 0)), 'comment')}"
+        return f"reused {d.get('path')}{origin}: {plural(int(d.get('comments', 0)), 'comment')}"
     if name == ev.FILE_FAILED:
         return f"failed {d.get('path')}: {d.get('reason', '')}"
     if name == ev.POSTED:
         if d.get("read_only"):
             return f"not posted: {d.get('message') or 'the token may not write'}"
-        new = _plural(int(d.get("comments_posted") or 0), "comment")
+        new = plural(int(d.get("comments_posted") or 0), "comment")
         return (
             f"posted review {d.get('review_id')}: {new} new, {d.get('comments_already_there') or 0} "
             f"already there, {d.get('moved_to_body') or 0} moved to the body"

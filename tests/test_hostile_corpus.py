@@ -68,7 +68,7 @@ _INJECTION = re.compile(r"ignore previous instructions", re.I)
 _OUR_MARKER = re.compile(r"<!-- review-agent:(?:comment|review|summary):[0-9a-f]{32} -->")
 # our own <details>: the skipped files, and a file's block (its name HTML-escaped in <code>)
 _OUR_DETAILS = re.compile(
-    r"^(?:<details><summary>\d+ file\(s\) skipped</summary>"
+    r"^(?:<details><summary>\d+ files? skipped</summary>"
     r"|<details><summary><code>[^<>\n]*</code>(?: · \d+ findings?)?</summary>|</details>)$",
     re.M,
 )

@@ -31,6 +31,7 @@ from review_agent.storage.embeddings import Embedder
 from review_agent.storage.lexical import LexicalIndex, term_cosine
 from review_agent.storage.preferences import label
 from review_agent.storage.vectors import Ref, VectorCache, VectorIndex, cosine
+from review_agent.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ class Recall:
                     self.embedder.id, [(lr.ref, v) for lr, v in zip(batch, made, strict=True)]
                 )
             if missing:
-                log.info("made %d learning vector(s) for %s", len(missing), self.embedder.id)
+                log.info("made %s for %s", plural(len(missing), "learning vector"), self.embedder.id)
         except ReviewAgentError as exc:
             self._vectors_off(exc)
 

@@ -27,6 +27,7 @@ import procrastinate
 from procrastinate import exceptions as pexc
 from procrastinate.jobs import Status
 
+from review_agent.wording import plural
 from review_agent.worker.auth import token_credentials
 from review_agent.worker.joblog import bump_counter
 from review_agent.worker.queue import (
@@ -154,7 +155,7 @@ async def reconcile(app: procrastinate.App, runtime: Runtime, timestamp: int) ->
             except pexc.AlreadyEnqueued:
                 pass
     if queued:
-        log.info("reconcile: %d missed pull request head(s) queued", queued)
+        log.info("reconcile: %s queued", plural(queued, "missed pull request head"))
     return queued
 
 

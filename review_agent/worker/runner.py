@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from review_agent.config import Settings
 from review_agent.errors import BadInput
+from review_agent.wording import plural
 from review_agent.worker.auth import JobCredentials, job_credentials
 from review_agent.worker.joblog import WORKER_NAME
 from review_agent.worker.queue import COMMAND_TASK, MAINTENANCE_QUEUE, REVIEW_QUEUE, make_app
@@ -112,10 +113,10 @@ async def _serve(runtime: Runtime, jobs: int, stopping: asyncio.Event) -> None:
                 stop_wait = asyncio.create_task(stopping.wait())
                 await asyncio.sleep(0)  # let the workers register before saying so
                 log.info(
-                    "worker %s ready: %d review(s) at a time, %d file(s) each",
+                    "worker %s ready: %s at a time, %s each",
                     WORKER_NAME,
-                    jobs,
-                    runtime.concurrency,
+                    plural(jobs, "review"),
+                    plural(runtime.concurrency, "file"),
                 )
                 await asyncio.wait([*workers, stop_wait], return_when=asyncio.FIRST_COMPLETED)
                 stop_wait.cancel()
