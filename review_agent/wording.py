@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 def plural(count: int, noun: str, plural_form: str | None = None) -> str:
     """``count`` and ``noun``, the noun in the plural unless the count is one (``plural_form``
@@ -9,4 +11,15 @@ def plural(count: int, noun: str, plural_form: str | None = None) -> str:
     return f"{count} {noun if count == 1 else (plural_form or noun + 's')}"
 
 
-__all__ = ["plural"]
+def severity_tally(counts: Mapping[str, int]) -> str:
+    """ "0 errors, 1 warning, 2 info": each severity counted ("info" is not counted in the plural)."""
+    return ", ".join(
+        [
+            plural(counts.get("error", 0), "error"),
+            plural(counts.get("warning", 0), "warning"),
+            f"{counts.get('info', 0)} info",
+        ]
+    )
+
+
+__all__ = ["plural", "severity_tally"]

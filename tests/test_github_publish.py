@@ -153,7 +153,7 @@ def test_full_post_is_one_review_with_every_comment_on_a_diff_line(gh: FakeGitHu
     assert marker(body_fp(gh, rep)) in body
     assert body.rstrip().endswith("-->")
     assert "12/13 files reviewed" in body
-    assert "36 comments (12 error, 12 warning, 12 info)" in body
+    assert "36 comments (12 errors, 12 warnings, 12 info)" in body
     assert all(
         f"<summary><code>{path(i)}</code>" in body and f"Summary of {path(i)}." in body for i in range(12)
     )

@@ -292,7 +292,8 @@ def test_the_deterministic_walkthrough_names_failed_files_and_skips_info() -> No
     )
     w = deterministic_walkthrough(request)
     assert w.overview == (
-        "3 files reviewed (+1 −0), 1 could not be reviewed, 2 skipped. 1 finding: 0 error, 0 warning, 1 info."
+        "3 files reviewed (+1 −0), 1 could not be reviewed, 2 skipped. "
+        "1 finding: 0 errors, 0 warnings, 1 info."
     )
     assert [c.change for c in w.changes] == [
         "Adds a.",

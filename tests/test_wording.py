@@ -20,7 +20,7 @@ from review_agent.errors import ServiceUnavailable
 from review_agent.service import resuming_message, thread_id_for
 from review_agent.sources.local import LocalGitSource
 from review_agent.storage.lease import thread_lease
-from review_agent.wording import plural
+from review_agent.wording import plural, severity_tally
 from tests.crash import run_cli
 from tests.fakes.github_server import FakeGitHub, make_file
 from tests.fakes.openai_server import FakeOpenAI
@@ -31,6 +31,11 @@ runner = CliRunner()
 def test_plural() -> None:
     assert [plural(n, "comment") for n in (0, 1, 2)] == ["0 comments", "1 comment", "2 comments"]
     assert plural(3, "entry", "entries") == "3 entries"
+
+
+def test_severities_are_counted_nouns_too() -> None:
+    assert severity_tally({"error": 1, "warning": 0, "info": 2}) == "1 error, 0 warnings, 2 info"
+    assert severity_tally({}) == "0 errors, 0 warnings, 0 info"
 
 
 def test_resuming_says_only_what_was_done() -> None:

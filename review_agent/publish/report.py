@@ -18,7 +18,7 @@ from review_agent.publish.sarif import render_sarif
 from review_agent.publish.walkthrough import render_walkthrough
 from review_agent.state.schemas import SEVERITY_ORDER, FileReview, Skipped, Usage, Walkthrough
 from review_agent.textsafe import md_block, md_code, md_text, printable, printable_block
-from review_agent.wording import plural
+from review_agent.wording import plural, severity_tally
 
 
 class ReviewReport(BaseModel):
@@ -93,15 +93,12 @@ def render_json(report: ReviewReport) -> str:
 
 
 def _counts(report: ReviewReport) -> tuple[str, str]:
-    """("2/3 files reviewed", "1 comment (0 error, 1 warning, 0 info)")."""
+    """("2/3 files reviewed", "1 comment (0 errors, 1 warning, 0 info)")."""
     sev = report.severity_counts()
     files = f"{len(report.reviewed)}/{plural(report.files_total, 'file')} reviewed"
     if report.failed:
         files += f", {len(report.failed)} failed"
-    comments = (
-        f"{plural(report.comment_count, 'comment')} "
-        f"({sev['error']} error, {sev['warning']} warning, {sev['info']} info)"
-    )
+    comments = f"{plural(report.comment_count, 'comment')} ({severity_tally(sev)})"
     return files, comments
 
 

@@ -30,7 +30,7 @@ from review_agent.publish.walkthrough import render_head, render_table
 from review_agent.sources.base import ResolvedTarget
 from review_agent.state.schemas import SEVERITY_ORDER, Risk
 from review_agent.textsafe import printable
-from review_agent.wording import plural
+from review_agent.wording import plural, severity_tally
 
 __all__ = ["BODY_LIMIT", "BodyContext", "Item", "compose", "followup_body", "main_body"]
 
@@ -123,7 +123,7 @@ def _counts(items: list[Item]) -> str:
     by = {k: 0 for k in SEVERITY_ORDER}
     for i in items:
         by[i.comment.severity] = by.get(i.comment.severity, 0) + 1
-    return ", ".join(f"{by.get(k, 0)} {k}" for k in ("error", "warning", "info"))
+    return severity_tally(by)
 
 
 def _file_section(path: str, findings: int) -> tuple[str, str]:

@@ -12,6 +12,7 @@ import re
 
 from review_agent.reviewers.base import WalkthroughFile, WalkthroughRequest
 from review_agent.state.schemas import SEVERITY_ORDER, ChangeRow, Risk, Walkthrough
+from review_agent.wording import plural, severity_tally
 
 MAX_RISKS = 5
 MAX_CHANGE_CHARS = 160
@@ -42,10 +43,6 @@ def change_line(f: WalkthroughFile) -> str:
     return first_sentence(f.summary) or f"+{f.additions} −{f.deletions}"
 
 
-def _counted(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 def overview(request: WalkthroughRequest) -> str:
     """ "3 files reviewed (+12 −4), 1 skipped. 2 findings: 1 error, 1 warning, 0 info." """
     files = request.files
@@ -57,7 +54,7 @@ def overview(request: WalkthroughRequest) -> str:
         for c in f.findings:
             by[c.severity] = by.get(c.severity, 0) + 1
     total = sum(by.values())
-    parts = [f"{_counted(len(files), 'file')} reviewed (+{added} −{removed})"]
+    parts = [f"{plural(len(files), 'file')} reviewed (+{added} −{removed})"]
     if failed:
         parts.append(f"{failed} could not be reviewed")
     if request.skipped:
@@ -65,8 +62,7 @@ def overview(request: WalkthroughRequest) -> str:
     first = ", ".join(parts) + "."
     if not total:
         return first + " No findings."
-    severities = f"{by['error']} error, {by['warning']} warning, {by['info']} info"
-    return f"{first} {_counted(total, 'finding')}: {severities}."
+    return f"{first} {plural(total, 'finding')}: {severity_tally(by)}."
 
 
 def deterministic_walkthrough(
