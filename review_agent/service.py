@@ -477,7 +477,9 @@ def _walk_again_message(
         f"{never} not reviewed yet" if never else "",
     ]
     why = ", ".join(p for p in parts if p)
-    return f"Continuing: {done}/{total} files done; reviewing the rest ({why})"
+    if not done:  # "0/2 done; reviewing the rest" would hide that every file is asked again
+        return f"Reviewing all {plural(total, 'file')} here: none can be reused ({why})"
+    return f"Continuing: {done}/{total} files done; reviewing the other {total - done} ({why})"
 
 
 def _run_facts(options: ReviewOptions, job: Assembled) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from review_agent.cli import _graceful_stop, _review_event, app
 from review_agent.config import Settings
 from review_agent.errors import ServiceUnavailable
-from review_agent.service import resuming_message, thread_id_for
+from review_agent.service import _walk_again_message, resuming_message, thread_id_for
 from review_agent.sources.local import LocalGitSource
 from review_agent.storage.lease import thread_lease
 from review_agent.wording import plural, severity_tally
@@ -31,6 +31,15 @@ runner = CliRunner()
 def test_plural() -> None:
     assert [plural(n, "comment") for n in (0, 1, 2)] == ["0 comments", "1 comment", "2 comments"]
     assert plural(3, "entry", "entries") == "3 entries"
+
+
+def test_walking_again_says_how_many_are_asked() -> None:
+    todo = [{"path": "a.py"}, {"path": "b.py"}]
+    every = _walk_again_message(todo, {}, "builtin", 0, 2)
+    assert every.startswith("Reviewing all 2 files") and "the rest" not in every
+    assert "2 not reviewed yet" in every
+    some = _walk_again_message(todo[1:], {}, "builtin", 1, 2)
+    assert some.startswith("Continuing: 1/2 files done; reviewing the other 1 (")
 
 
 def test_severities_are_counted_nouns_too() -> None:
