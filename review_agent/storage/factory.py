@@ -117,7 +117,9 @@ def check_location(settings: Settings) -> None:
             return
 
 
-def _open_sqlite(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+def open_sqlite(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection to the embedded database, each part of storage its own (the saver, the store
+    and the audit log keep their own transactions): WAL, so readers never wait on the writer."""
     try:
         if read_only:  # the connection itself cannot write: a read-only command never does
             conn = sqlite3.connect(
@@ -133,7 +135,9 @@ def _open_sqlite(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def _open_postgres(url: str, *, read_only: bool = False):  # -> psycopg.Connection
+def open_postgres(url: str, *, read_only: bool = False):  # -> psycopg.Connection
+    """A connection as every part of storage needs it (the lease too); a wrong name is exit 2,
+    an unreachable server exit 3."""
     import psycopg
     from psycopg.rows import dict_row
 
@@ -297,35 +301,35 @@ def open_storage(settings: Settings, *, setup: bool = False, read_only: bool = F
             if read_only and not path.exists():
                 yield _empty(backend, embedder)
                 return
-            saver_conn = _open_sqlite(path, read_only=read_only)
+            saver_conn = open_sqlite(path, read_only=read_only)
             stack.callback(saver_conn.close)
-            store_conn = _open_sqlite(path, read_only=read_only)
+            store_conn = open_sqlite(path, read_only=read_only)
             stack.callback(store_conn.close)
             with translated_errors(settings):
                 tables = _sqlite_tables(store_conn)
             checkpointer: BaseCheckpointSaver = SqliteSaver(saver_conn, serde=StrictSerializer())
             store: BaseStore = SqliteStore(store_conn, ttl=_ttl(read_only))
-            audit = sqlite_audit(lambda: _open_sqlite(path, read_only=read_only))
+            audit = sqlite_audit(lambda: open_sqlite(path, read_only=read_only))
         else:
             from langgraph.checkpoint.postgres import PostgresSaver
             from langgraph.store.postgres import PostgresStore
 
             backend = "postgres"
-            saver_conn = _open_postgres(url, read_only=read_only)
+            saver_conn = open_postgres(url, read_only=read_only)
             stack.callback(_quietly(saver_conn.close))
             # not read-only at the server: the store's every `get` is an UPDATE ... RETURNING
             # that refreshes expiry times (none here: no item has a TTL, and reads refresh none)
-            store_conn = _open_postgres(url)
+            store_conn = open_postgres(url)
             stack.callback(_quietly(store_conn.close))
             with translated_errors(settings):
                 tables = _postgres_tables(store_conn)
                 state = pgvector_state(store_conn)
-            vectors = PgVectors(lambda: _open_postgres(url, read_only=read_only), state.version)
+            vectors = PgVectors(lambda: open_postgres(url, read_only=read_only), state.version)
             stack.callback(_quietly(vectors.close))
             pg = _PgMemory(store_conn, vectors, state)
             checkpointer = PostgresSaver(saver_conn, serde=StrictSerializer())
             store = PostgresStore(store_conn, ttl=_ttl(read_only))
-            audit = postgres_audit(lambda: _open_postgres(url, read_only=read_only))
+            audit = postgres_audit(lambda: open_postgres(url, read_only=read_only))
         ready = tables >= REQUIRED_TABLES["postgres" if url else "sqlite"]
         stack.callback(audit.close)
         if read_only and not ready:

@@ -117,9 +117,9 @@ def _advisory_holder(conn: Any, key: int) -> str:
 def _postgres_lease(
     url: str, thread_id: str, wait: float, on_wait: Callable[[str], None] | None
 ) -> Iterator[None]:
-    from review_agent.storage.factory import _open_postgres
+    from review_agent.storage.factory import open_postgres
 
-    conn = _open_postgres(url)
+    conn = open_postgres(url)
     try:
         holder = _holder()
         name = f"review-agent pid {holder['pid']} on {holder['host']} since {holder['since']}"
