@@ -94,8 +94,10 @@ class Learnings:
         return self.add_many([(scope, text, origin or {})])[0]
 
     def add_many(self, entries: Sequence[tuple[tuple[str, str], str, dict[str, Any]]]) -> list[Learning]:
-        """Check every entry, make their vectors (when an embedder is in use), then write: a
-        refusal or an unreachable embeddings server leaves memory as it was."""
+        """Check every entry, then write them with their vectors (when an embedder is in use). A
+        refusal leaves memory as it was. An embeddings server that fails does not: the text is
+        the learning, its vector is derived, and recall makes a missing one (or searches by words
+        while the server cannot)."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         learned: list[Learning] = []
         for (kind, name), text, origin in entries:
@@ -105,7 +107,15 @@ class Learnings:
             text = check_learning(text, origin)
             key = stable_digest(text.lower(), length=24)
             learned.append(Learning(key, text, (kind, name), {"at": now, **origin}))
-        vectors = self.embedder.embed_documents([lr.text for lr in learned]) if self.embedder else []
+        vectors: list[list[float]] = []
+        if self.embedder is not None:
+            try:
+                vectors = self.embedder.embed_documents([lr.text for lr in learned])
+            except ReviewAgentError as exc:
+                log.warning(
+                    "saved without its vector (%s); the next review that reaches the embeddings makes it",
+                    exc,
+                )
         self.store.batch(
             [
                 PutOp(scope_namespace(lr.scope), lr.key, {"text": lr.text, "origin": lr.origin}, index=False)
