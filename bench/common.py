@@ -116,6 +116,9 @@ class SyntheticSource:
     def get_content(self, path: str) -> str | None:
         return self._content.get(path)
 
+    def get_base_content(self, path: str) -> str | None:
+        return None
+
 
 class InstantReviewer:
     """Answers at once with what a model typically returns for a small hunk: a summary and one

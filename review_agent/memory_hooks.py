@@ -103,11 +103,29 @@ def _nothing(path: str, text: str) -> Recalled:
 
 
 def read_repo_config(source: Source) -> tuple[RepoConfig, str | None]:
+    """The repository's rules as the base commit has them. The change's own version is data from
+    its author (on a fork, anyone): read from head it could pick the model, rewrite the
+    instructions or exclude every file it touches. So a change that edits the file is told that
+    its version applies once merged, and what would be wrong with it."""
     try:
-        text = source.get_content(REPO_CONFIG_FILE)
+        text = source.get_base_content(REPO_CONFIG_FILE)
     except ReviewAgentError:
         text = None
-    return parse_repo_config(text)
+    config, problem = parse_repo_config(text)
+    if source.get_file(REPO_CONFIG_FILE) is None:
+        return config, problem
+    try:
+        proposed = source.get_content(REPO_CONFIG_FILE)
+    except ReviewAgentError:
+        proposed = None
+    _, proposed_problem = parse_repo_config(proposed)
+    note = (
+        f"{REPO_CONFIG_FILE} ignored as changed here: this review follows the rules at the base "
+        "commit, and the change's own take effect once it is merged"
+    )
+    if proposed_problem:
+        note += f" (as written they would be refused too: {proposed_problem.split(': ', 1)[-1]})"
+    return config, note if problem is None else f"{problem}; {note}"
 
 
 def preference_loader(repo_config: RepoConfig, problem: str | None) -> PreferenceLoader:

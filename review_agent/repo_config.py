@@ -1,4 +1,4 @@
-"""Repository-level rules: ``.review-agent.toml`` at the head commit of the change.
+"""Repository-level rules: ``.review-agent.toml`` at the base commit of the change.
 
     # .review-agent.toml
     include = ["src/**"]            # review only these paths (globs)
@@ -11,9 +11,12 @@
     instructions = "We prefer early returns."
     model = "gpt-4o"                # the model for this repository (a --model flag still wins)
 
-The file is read from the change itself, so it is data from the pull request author: it can
-narrow or tune the review, never post, approve, or reach anything outside the review. A file
-with wrong types is reported in the review's notes and ignored, never a crash.
+The file is read at the base commit (the branch the change goes into), never from the change:
+a pull request's author, on a fork anyone, would otherwise choose the model, the instructions
+and which of their own files are reviewed. A change that edits it is told so in the review's
+notes, with what would be wrong with its version. A file with wrong types is reported in the
+notes and ignored, never a crash; either way it can only narrow or tune the review, never post,
+approve, or reach anything outside the review.
 """
 
 from __future__ import annotations

@@ -232,8 +232,9 @@ def test_big_files_are_reviewed_within_limits(odd_pr: Outcome) -> None:
 
 
 def test_wrong_types_in_the_repo_config_of_a_pr_are_ignored_with_a_note(odd_pr: Outcome) -> None:
-    """The PR's own .review-agent.toml is read from its head; a broken one must neither crash
-    the review nor be silently ignored: the note reaches the report and the posted review."""
+    """The PR's own .review-agent.toml is not applied (the base's rules are), and a broken one
+    must neither crash the review nor go unsaid: the note reaches the report and the posted
+    review."""
     (note,) = [n for n in odd_pr.report["notes"] if ".review-agent.toml ignored" in n]
     assert "max_files" in note and "include" in note
     (review,) = odd_pr.github.reviews(OWNER, REPO, NUMBER)

@@ -69,3 +69,8 @@ class Source(Protocol):
     def get_content(self, path: str) -> str | None:
         """The file's full text at the head commit, or None (binary, missing, too large)."""
         ...
+
+    def get_base_content(self, path: str) -> str | None:
+        """The file's full text at the base commit (the branch the change goes into), or None.
+        What a change must not choose for itself is read here: the repository's rules."""
+        ...

@@ -266,16 +266,24 @@ class GitHubSource:
             # "..", "." or empty segments would be resolved by the HTTP client into another API
             # route (another repository the token can read): review from the patch alone
             return None
-        head = self._target.head_sha
+        return self._text_at(self._target.head_sha, path, changed.blob_sha if changed else None)
+
+    def get_base_content(self, path: str) -> str | None:
+        """The file's text at the pull request's base SHA (None when it is not there)."""
+        if not is_safe_repo_path(path):
+            return None
+        return self._text_at(self._target.base_sha, path, None)
+
+    def _text_at(self, ref: str, path: str, blob_sha: str | None) -> str | None:
         with self.pull.calling():
             try:
-                found = self.pull.repo.get_contents(path, ref=head)
+                found = self.pull.repo.get_contents(path, ref=ref)
             except GithubException as exc:
                 # older GitHub Enterprise servers refuse > 1 MB files with 403 "too_large"
-                if exc.status == 403 and "too_large" in str(exc.data) and changed and changed.blob_sha:
-                    return self._blob_text(changed.blob_sha, None)
+                if exc.status == 403 and "too_large" in str(exc.data) and blob_sha:
+                    return self._blob_text(blob_sha, None)
                 if exc.status in (400, 404, 409, 422) and not is_rate_limited(exc):
-                    return None  # not readable at head: the review goes on without the full text
+                    return None  # not readable there: the review goes on without the full text
                 raise
             return self._content_text(path, found)
 

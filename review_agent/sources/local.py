@@ -280,10 +280,18 @@ class LocalGitSource:
         if changed is not None and changed.is_symlink:
             return None
         _, _, head_sha = self._shas
-        proc = self._git("cat-file", "-s", f"{head_sha}:{path}", check=False)
+        return self._text_at(head_sha, path)
+
+    def get_base_content(self, path: str) -> str | None:
+        """The file's text at the tip of the base branch (what a pull request's base is)."""
+        _, base_sha, _ = self._shas
+        return self._text_at(base_sha, path)
+
+    def _text_at(self, sha: str, path: str) -> str | None:
+        proc = self._git("cat-file", "-s", f"{sha}:{path}", check=False)
         if proc.returncode != 0 or int(proc.stdout or 0) > MAX_CONTENT_BYTES:
             return None
-        data = self._git("show", f"{head_sha}:{path}", check=False).stdout
+        data = self._git("show", f"{sha}:{path}", check=False).stdout
         if b"\0" in data[:8192]:
             return None
         return data.decode("utf-8", "replace")
