@@ -235,8 +235,9 @@ def main_body(report: ReviewReport, ctx: BodyContext, review_fp: str) -> tuple[s
     if unchanged:
         header += [
             "",
-            f"{unchanged} file summary(ies) are already on this pull request from an earlier review: "
-            "not repeated here.",
+            f"{plural(unchanged, 'file summary', 'file summaries')} "
+            f"{'is' if unchanged == 1 else 'are'} already on this pull request from an earlier "
+            "review: not repeated here.",
         ]
     pieces = [_Piece("\n".join(header), 0)]
     if walkthrough is not None:
