@@ -213,12 +213,37 @@ def test_only_missing_comments_are_posted_after_a_partial_state(gh: FakeGitHub) 
     assert marker(body_fp(gh, rep)) in last.json["body"]
     assert "1 new comment, 3 already on the pull request" in last.json["body"]
     assert f"Summary of {path(0)}." not in last.json["body"]
-    assert "1 file summary(ies) are already on this pull request" in last.json["body"]
+    assert "1 file summary is already on this pull request" in last.json["body"]
     assert result.review_id == gh.reviews("octo", "demo", 7)[-1]["id"]
     # and once more: nothing new
     again = publisher(gh).publish(rep)
     assert again.comments_posted == 0 and again.review_id == result.review_id
     assert len(gh.requests_to("POST", POSTS)) == 2
+
+
+def test_a_marker_posted_by_someone_else_hides_nothing(gh: FakeGitHub) -> None:
+    """Only our own posts count as already there: the token's user's, or a bot's. The PR's
+    author (or anyone) posting a finding's marker first must not keep that finding off the PR;
+    the same comment by the token's user, or by the Action's bot, is there."""
+    add_pr(gh, n=1)
+    a, b, c = standard_comments(0)
+    gh.add_review_comment(
+        "octo", "demo", 7, path(0), 2, f"nothing to see\n{marker(fp(0, a))}", user="mallory"
+    )
+    result = publisher(gh).publish(report({path(0): [a, b, c]}))
+    assert (result.comments_posted, result.comments_already_there) == (3, 0)
+    (post,) = gh.requests_to("POST", POSTS)
+    assert sorted(x["line"] for x in post.json["comments"]) == [2, 2, 3]
+
+    gh2 = FakeGitHub(token=TOKEN)
+    with gh2:
+        add_pr(gh2, n=1)
+        gh2.add_review_comment(
+            "octo", "demo", 7, path(0), 2, f"x\n{marker(fp(0, a))}", user="github-actions[bot]"
+        )
+        gh2.add_review_comment("octo", "demo", 7, path(0), 3, f"x\n{marker(fp(0, b))}")  # the token's user
+        result = publisher(gh2).publish(report({path(0): [a, b, c]}))
+    assert (result.comments_posted, result.comments_already_there) == (1, 2)
 
 
 # --- anchors -----------------------------------------------------------------------------------
@@ -432,7 +457,7 @@ def test_a_new_push_repeats_no_comment_on_an_unchanged_file(gh: FakeGitHub) -> N
     assert fingerprints_in(first["body"]) != fingerprints_in(second["body"])
     assert "1 new comment, 1 already on the pull request (2 in all" in second["body"]
     assert f"Summary of {path(1)}." in second["body"] and f"Summary of {path(0)}." not in second["body"]
-    assert "1 file summary(ies) are already on this pull request" in second["body"]
+    assert "1 file summary is already on this pull request" in second["body"]
     assert result.message.startswith(f"posted a review on octo/demo#7 (review {second['id']}, http")
     assert result.message.endswith("1 comment posted (1 inline, 0 in the review body), 1 already there")
 

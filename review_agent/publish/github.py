@@ -18,6 +18,9 @@ Why it is built the way it is:
   review comments are listed and what is already there is skipped: a rerun after a crash posts
   only what is missing, a new push repeats nothing it did not change, and a different review at
   the same commit (another reviewer, other findings) is still posted, body included.
+  Only what *we* wrote counts: markers in comments by the token's own user, or by a bot (the
+  Action's and an App's posts), never by anyone else, so a pull request's author cannot hide a
+  finding by posting its marker first (the built-in reviewer's findings are predictable).
 * **No blind retries of a write.** A POST that may have landed (5xx, timeout, dropped connection)
   is followed by a fresh listing, and only what is still missing is posted again. The shared
   client retries GET/HEAD only, so no layer below repeats the POST on its own.
@@ -42,10 +45,12 @@ from dataclasses import dataclass
 import requests
 from github import GithubException
 from github.Commit import Commit
+from github.NamedUser import NamedUser
 from github.PullRequest import PullRequest
 from github.PullRequestReview import PullRequestReview
 
 from review_agent.errors import BadInput, ServiceUnavailable
+from review_agent.github.auth import InstallationCredentials
 from review_agent.github.errors import describe, is_rate_limited, may_have_landed, message_of, rate_wait
 from review_agent.patches import ParsedPatch, parse_patch
 from review_agent.publish.base import PublishResult
@@ -111,18 +116,50 @@ class GitHubPublisher:
         self.max_rate_limit_wait = max_rate_limit_wait
         self.recheck_delay = max(0.0, recheck_delay)
         self.max_attempts = max(1, max_attempts)
+        self._login: str | None = None
+        self._login_read = False
 
     # -- reading what is there ---------------------------------------------------------------
 
+    def _own_login(self) -> str | None:
+        """The login the token posts as, when GitHub says: a user's token answers ``GET /user``;
+        an installation's (an App, the Action's ``GITHUB_TOKEN``) is not a user and gets 403, and
+        then its posts are known by being a bot's. An App installation is not even asked."""
+        if self._login_read:
+            return self._login
+        if isinstance(self.pull.credentials, InstallationCredentials):
+            self._login_read = True
+            return None
+
+        def read() -> str | None:
+            try:
+                return self.pull.github.get_user().login
+            except GithubException as exc:
+                if exc.status in (401, 403, 404) and not is_rate_limited(exc):
+                    return None
+                raise
+
+        self._login = self.pull.read(read)
+        self._login_read = True
+        return self._login
+
     def _existing(self, pr: PullRequest) -> _Existing:
-        """Every fingerprint already on the PR, from all pages of its review comments and reviews."""
+        """Every fingerprint already on the PR that we put there, from all pages of its review
+        comments and reviews."""
+        login = self._own_login()
+
+        def ours(user: NamedUser | None) -> bool:
+            return user is not None and (user.type == "Bot" or (login is not None and user.login == login))
 
         def read() -> _Existing:
             found: set[str] = set()
             for c in pr.get_review_comments():
-                found |= fingerprints_in(c.body)
+                if ours(c.user):
+                    found |= fingerprints_in(c.body)
             reviews: dict[str, tuple[int, str]] = {}
             for r in pr.get_reviews():
+                if not ours(r.user):
+                    continue
                 marks = fingerprints_in(r.body)
                 found |= marks
                 for fp in marks:
