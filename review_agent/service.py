@@ -477,9 +477,11 @@ def _walk_again_message(
         f"{never} not reviewed yet" if never else "",
     ]
     why = ", ".join(p for p in parts if p)
-    if not done:  # "0/2 done; reviewing the rest" would hide that every file is asked again
-        return f"Reviewing all {plural(total, 'file')} here: none can be reused ({why})"
-    return f"Continuing: {done}/{total} files done; reviewing the other {total - done} ({why})"
+    # claims nothing about model calls: this reviewer's earlier answer for an unchanged file is
+    # still served from the cache (offline, then a model, then offline again asks nothing)
+    if not done:
+        return f"Going over all {plural(total, 'file')} again ({why})"
+    return f"Continuing: {done}/{total} files done; going over the other {total - done} ({why})"
 
 
 def _run_facts(options: ReviewOptions, job: Assembled) -> dict[str, Any]:

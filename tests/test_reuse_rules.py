@@ -124,3 +124,9 @@ def test_offline_then_model_then_another_model_each_review_names_its_reviewer(
     code, report, err = _review(repo, home, tmp_path)
     assert code == 0 and report["reviewers"] == ["builtin"] and fake_openai.total_calls == 18, err
     assert report["walkthrough"]["writer"] == "builtin"
+    # and back to the first model: its own answers for these unchanged files serve again; only
+    # the walkthrough is written anew, and what is said claims no file is asked again
+    code, report, err = _review(repo, env, tmp_path)
+    assert code == 0 and report["reviewers"] == ["openai:fake-model"], err
+    assert fake_openai.total_calls == 19 and fake_openai.calls_for(WALKTHROUGH) == 3
+    assert "Going over all 8 files again (8 reviewed by another reviewer than openai:fake-model)" in err

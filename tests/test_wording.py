@@ -36,10 +36,10 @@ def test_plural() -> None:
 def test_walking_again_says_how_many_are_asked() -> None:
     todo = [{"path": "a.py"}, {"path": "b.py"}]
     every = _walk_again_message(todo, {}, "builtin", 0, 2)
-    assert every.startswith("Reviewing all 2 files") and "the rest" not in every
-    assert "2 not reviewed yet" in every
+    assert every.startswith("Going over all 2 files again") and "the rest" not in every
+    assert "2 not reviewed yet" in every and "reused" not in every  # the cache may still serve them
     some = _walk_again_message(todo[1:], {}, "builtin", 1, 2)
-    assert some.startswith("Continuing: 1/2 files done; reviewing the other 1 (")
+    assert some.startswith("Continuing: 1/2 files done; going over the other 1 (")
 
 
 def test_severities_are_counted_nouns_too() -> None:
