@@ -112,20 +112,19 @@ def read_repo_config(source: Source) -> tuple[RepoConfig, str | None]:
     except ReviewAgentError:
         text = None
     config, problem = parse_repo_config(text)
-    if source.get_file(REPO_CONFIG_FILE) is None:
-        return config, problem
-    try:
-        proposed = source.get_content(REPO_CONFIG_FILE)
-    except ReviewAgentError:
-        proposed = None
-    _, proposed_problem = parse_repo_config(proposed)
-    note = (
-        f"{REPO_CONFIG_FILE} ignored as changed here: this review follows the rules at the base "
-        "commit, and the change's own take effect once it is merged"
-    )
-    if proposed_problem:
-        note += f" (as written they would be refused too: {proposed_problem.split(': ', 1)[-1]})"
-    return config, note if problem is None else f"{problem}; {note}"
+    notes = [f"{REPO_CONFIG_FILE} ignored: {problem}"] if problem else []
+    if source.get_file(REPO_CONFIG_FILE) is not None:
+        try:
+            proposed = source.get_content(REPO_CONFIG_FILE)
+        except ReviewAgentError:
+            proposed = None
+        _, proposed_problem = parse_repo_config(proposed)
+        notes.append(
+            f"{REPO_CONFIG_FILE} ignored as changed here: this review follows the rules at the base "
+            "commit, and the change's own take effect once it is merged"
+            + (f" (as written they would be refused too: {proposed_problem})" if proposed_problem else "")
+        )
+    return config, "; ".join(notes) or None
 
 
 def preference_loader(repo_config: RepoConfig, problem: str | None) -> PreferenceLoader:

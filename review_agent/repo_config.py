@@ -46,17 +46,17 @@ class RepoConfig(BaseModel):
 
 
 def parse_repo_config(text: str | None) -> tuple[RepoConfig, str | None]:
-    """The configuration, and a one-line problem to report when the file is not usable."""
+    """The configuration, and what makes the file unusable (then the defaults apply), in a few
+    words for a note: "not valid TOML (…)" or "max_files: Input should be a valid integer"."""
     if not text:
         return RepoConfig(), None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        return RepoConfig(), f"{FILENAME} ignored: not valid TOML ({exc})"
+        return RepoConfig(), f"not valid TOML ({exc})"
     try:
         return RepoConfig.model_validate(data), None
     except ValidationError as exc:
-        problems = "; ".join(
+        return RepoConfig(), "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()[:5]
         )
-        return RepoConfig(), f"{FILENAME} ignored: {problems}"
