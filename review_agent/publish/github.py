@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import requests
 from github import GithubException
@@ -116,19 +117,15 @@ class GitHubPublisher:
         self.max_rate_limit_wait = max_rate_limit_wait
         self.recheck_delay = max(0.0, recheck_delay)
         self.max_attempts = max(1, max_attempts)
-        self._login: str | None = None
-        self._login_read = False
 
     # -- reading what is there ---------------------------------------------------------------
 
+    @cached_property
     def _own_login(self) -> str | None:
         """The login the token posts as, when GitHub says: a user's token answers ``GET /user``;
         an installation's (an App, the Action's ``GITHUB_TOKEN``) is not a user and gets 403, and
         then its posts are known by being a bot's. An App installation is not even asked."""
-        if self._login_read:
-            return self._login
         if isinstance(self.pull.credentials, InstallationCredentials):
-            self._login_read = True
             return None
 
         def read() -> str | None:
@@ -139,14 +136,12 @@ class GitHubPublisher:
                     return None
                 raise
 
-        self._login = self.pull.read(read)
-        self._login_read = True
-        return self._login
+        return self.pull.read(read)
 
     def _existing(self, pr: PullRequest) -> _Existing:
         """Every fingerprint already on the PR that we put there, from all pages of its review
         comments and reviews."""
-        login = self._own_login()
+        login = self._own_login
 
         def ours(user: NamedUser | None) -> bool:
             return user is not None and (user.type == "Bot" or (login is not None and user.login == login))
