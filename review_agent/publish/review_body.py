@@ -20,6 +20,7 @@ shows an image or links to another host.
 from __future__ import annotations
 
 import html
+from collections import Counter
 from dataclasses import dataclass, field
 
 from review_agent.publish.fingerprints import marker, summary_fingerprint
@@ -28,7 +29,7 @@ from review_agent.publish.noise import BODY_LIMIT, Item, NoisePolicy, by_severit
 from review_agent.publish.report import ReviewReport
 from review_agent.publish.walkthrough import render_head, render_table
 from review_agent.sources.base import ResolvedTarget
-from review_agent.state.schemas import SEVERITY_ORDER, Risk
+from review_agent.state.schemas import Risk
 from review_agent.textsafe import printable
 from review_agent.wording import plural, severity_tally
 
@@ -120,10 +121,7 @@ def compose(
 
 
 def _counts(items: list[Item]) -> str:
-    by = {k: 0 for k in SEVERITY_ORDER}
-    for i in items:
-        by[i.comment.severity] = by.get(i.comment.severity, 0) + 1
-    return severity_tally(by)
+    return severity_tally(Counter(i.comment.severity for i in items))
 
 
 def _file_section(path: str, findings: int) -> tuple[str, str]:

@@ -9,9 +9,10 @@ always has a walkthrough and never fails because of it.
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from review_agent.reviewers.base import WalkthroughFile, WalkthroughRequest
-from review_agent.state.schemas import SEVERITY_ORDER, ChangeRow, Risk, Walkthrough
+from review_agent.state.schemas import ChangeRow, Risk, Walkthrough
 from review_agent.wording import plural, severity_tally
 
 MAX_RISKS = 5
@@ -49,10 +50,7 @@ def overview(request: WalkthroughRequest) -> str:
     added = sum(f.additions for f in files)
     removed = sum(f.deletions for f in files)
     failed = sum(1 for f in files if f.failed)
-    by = {k: 0 for k in SEVERITY_ORDER}
-    for f in files:
-        for c in f.findings:
-            by[c.severity] = by.get(c.severity, 0) + 1
+    by = Counter(c.severity for f in files for c in f.findings)
     total = sum(by.values())
     parts = [f"{plural(len(files), 'file')} reviewed (+{added} −{removed})"]
     if failed:
