@@ -338,6 +338,8 @@ class ReviewRun:
                 # every file was saved, but the run stopped before (or while) posting
                 posted = self.ports.publish(dict(values))
                 self.graph.update_state(self.config, {"posted": posted}, as_node="publish")
+            elif self.ports.publish is not None:  # --post, and an earlier run posted it all
+                listener.info(already_posted_message(values["posted"]))
             return self.report(self._values(), resumed=True, done_before=total)
         done_before = self._done_count()
         listener.info(_walk_again_message(plan[start_at:], saved, job.reviewer.name, done_before, total))
@@ -502,6 +504,15 @@ def _run_facts(options: ReviewOptions, job: Assembled) -> dict[str, Any]:
             "from_step": options.from_step,
         },
     }
+
+
+def already_posted_message(posted: dict[str, Any]) -> str:
+    """What a rerun with --post says when this review was posted by an earlier run: silence
+    would leave the user wondering whether --post was heard."""
+    where = f"review {posted.get('review_id')}"
+    if posted.get("review_url"):
+        where += f", {posted['review_url']}"
+    return f"nothing to post: an earlier run of this review posted it ({where})"
 
 
 def resuming_message(done: int, total: int | None) -> str:

@@ -77,6 +77,9 @@ def test_post_once_then_rerun_posts_nothing(
     again = run_cli(args, env, tmp_path)
     assert again.returncode == 0, again.stderr
     assert github.count("POST", "/pulls/7/reviews") == posts
+    # and it says so, naming the review, rather than nothing at all
+    said = f"nothing to post: an earlier run of this review posted it (review {reviews[0]['id']}, "
+    assert said in again.stderr
     assert len(github.review_comments("acme", "shop", 7)) == N_FILES
     assert json.loads(again.stdout)["model_calls"] == 0
 
